@@ -1,0 +1,113 @@
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { open, rename, rm, stat, utimes } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { Transform, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { IntegrityError } from "./errors.js";
+import type { ObjectStore, RetrieveRequest, RequestOptions } from "../objectstores/types.js";
+
+/** Suffix of in-progress downloads; `cleanPartials` and retrieve recognise leftovers by it. */
+export const PARTIAL_SUFFIX = ".pantri-part";
+
+/**
+ * The temporary name a download is written under, in the same folder as its final name (so the
+ * rename is atomic) and derived from the content hash (so an interrupted download of the same
+ * object can be resumed from where it stopped, with a Range request).
+ */
+export function partialPath(file: string, sha256: string): string {
+  return join(dirname(file), `.${basename(file)}.${sha256.slice(0, 16)}${PARTIAL_SUFFIX}`);
+}
+
+async function sizeOf(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return -1;
+  }
+}
+
+/** Feeds an existing file prefix into a hash, for resuming. */
+async function hashPrefix(path: string, hash: ReturnType<typeof createHash>): Promise<void> {
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+}
+
+/**
+ * Downloads one object, hashing while it streams, into a partial file beside its final name;
+ * gives it the pointer's mtime and renames it into place only when size and sha256 match.
+ * A mismatch removes the partial file and throws IntegrityError; the old file is never touched.
+ * A transport error leaves the partial file, so a retry (or the next run) resumes it.
+ */
+export async function downloadVerified(store: ObjectStore, req: RetrieveRequest, opts: RequestOptions = {}): Promise<void> {
+  const part = partialPath(req.file, req.sha256);
+  let start = await sizeOf(part);
+  if (start > req.size) {
+    await rm(part, { force: true });
+    start = -1;
+  }
+  const resumed = start > 0;
+  if (start < 0) start = 0;
+  try {
+    await fetchInto(store, req, part, start, opts);
+  } catch (err) {
+    // A resumed prefix we cannot vouch for: start over once from byte 0.
+    if (err instanceof IntegrityError && resumed) {
+      await fetchInto(store, req, part, 0, opts);
+    } else {
+      throw err;
+    }
+  }
+  await utimes(part, req.mtime, req.mtime);
+  await rename(part, req.file);
+}
+
+async function fetchInto(store: ObjectStore, req: RetrieveRequest, part: string, start: number, opts: RequestOptions): Promise<void> {
+  const hash = createHash("sha256");
+  if (start > 0) await hashPrefix(part, hash);
+  let received = start;
+  const verify = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      received += chunk.length;
+      if (received > req.size) {
+        cb(new IntegrityError(`${store.description}, object ${req.key}: more than the ${req.size} bytes its pointer promises (corrupted in the store or on transfer)`));
+        return;
+      }
+      hash.update(chunk);
+      opts.onBytes?.(chunk.length);
+      cb(null, chunk);
+    },
+  });
+  if (start === req.size) {
+    // Whole object already on disk from an earlier run: just check it.
+  } else {
+    const body: Readable = await store.get(req.key, { start: start || undefined, signal: opts.signal });
+    await pipeline(body, verify, createWriteStream(part, { flags: start > 0 ? "a" : "w", highWaterMark: 1 << 20 }), {
+      signal: opts.signal,
+    });
+  }
+  const digest = hash.digest("hex");
+  if (received !== req.size || digest !== req.sha256) {
+    await rm(part, { force: true });
+    const what = received !== req.size ? `${received} bytes instead of ${req.size}` : `sha256 ${digest} instead of ${req.sha256}`;
+    throw new IntegrityError(
+      `${store.description}, object ${req.key}: downloaded content has ${what} (corrupted in the store or on transfer); ${req.file} was left as it was`,
+    );
+  }
+}
+
+/** Makes sure a file exists with exact content before anything trusts it (used by tests and verify). */
+export async function fileSha256(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  const fh = await open(path, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
+  }
+  return hash.digest("hex");
+}

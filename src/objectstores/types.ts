@@ -1,0 +1,133 @@
+import type { Readable } from "node:stream";
+
+/**
+ * The object store adapter interface. A store is built by a factory
+ * `(options, context) => ObjectStore | Promise<ObjectStore>`, the default export of its module.
+ *
+ * Required: head / put / get and the two batch generators. Everything else is an optional
+ * capability that callers detect (`if (store.list)`), never try-and-catch.
+ * Most adapters implement the single-object methods and get the batch generators from
+ * `withBatch()` (./batch.ts).
+ */
+
+/** What the store knows about one object. */
+export interface ObjectMeta {
+  key: string;
+  size: number;
+}
+
+/** The bytes to upload, with what is known about them so the store can pick single or multipart. */
+export interface PutSource {
+  size: number;
+  sha256: string;
+  sha1: string;
+  /** Opens a fresh stream of the content from byte `start` (default 0). May be called again on retry. */
+  open(start?: number, end?: number): Readable;
+  /** The local file holding the content, when there is one. */
+  path?: string;
+}
+
+export interface GetOptions {
+  /** First byte to return (a Range request), for resuming a partial download. */
+  start?: number;
+  signal?: AbortSignal;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+  /** Called with byte counts as they move, for progress. */
+  onBytes?: (n: number) => void;
+}
+
+/** One object to store; `item` is the caller's own data, handed back in the outcome. */
+export interface StoreRequest<T = unknown> {
+  key: string;
+  source: PutSource;
+  item: T;
+}
+
+export interface StoreOutcome<T = unknown> {
+  request: StoreRequest<T>;
+  /** false when the object was already present and nothing was uploaded. */
+  uploaded: boolean;
+  /** Set when this object failed; the batch goes on with the others. */
+  error?: Error;
+}
+
+/** One object to fetch into `file`, verified against size and sha256 before it gets that name. */
+export interface RetrieveRequest<T = unknown> {
+  key: string;
+  size: number;
+  sha256: string;
+  /** Final absolute path. Its folder exists and was checked by the caller. */
+  file: string;
+  /** Whole seconds, given to the file before it is renamed into place. */
+  mtime: number;
+  item: T;
+}
+
+export interface RetrieveOutcome<T = unknown> {
+  request: RetrieveRequest<T>;
+  error?: Error;
+}
+
+export interface BatchOptions extends RequestOptions {
+  /** Parallel transfers at most. */
+  concurrency?: number;
+}
+
+export interface ObjectStore {
+  /** Names the store in messages, e.g. `local store /srv/pantri`; never holds a secret. */
+  readonly description: string;
+  /** The object's metadata, or null when it does not exist. */
+  head(key: string, opts?: RequestOptions): Promise<ObjectMeta | null>;
+  /** Stores the object. Must be create-or-same: content-addressed keys never get other bytes. */
+  put(key: string, source: PutSource, opts?: RequestOptions): Promise<void>;
+  /** A stream of the object's bytes (from opts.start). Throws StoreError with notFound when missing. */
+  get(key: string, opts?: GetOptions): Promise<Readable>;
+  /** Optional: every object whose key starts with prefix (paged by the adapter). */
+  list?(prefix: string, opts?: RequestOptions): AsyncIterable<ObjectMeta>;
+  /** Optional: removes an object (used by tests and maintenance, never by store/retrieve). */
+  delete?(key: string, opts?: RequestOptions): Promise<void>;
+  /** Optional: authenticate now and cache the credential (`pantri auth`). */
+  authenticate?(opts?: RequestOptions): Promise<AuthResult>;
+  /** Optional: is the cached credential still valid (`pantri auth --test`)? */
+  testAuth?(opts?: RequestOptions): Promise<boolean>;
+  /** Uploads each request unless present; yields each one as soon as it is stored (or failed). */
+  storeObjects<T>(requests: Iterable<StoreRequest<T>> | AsyncIterable<StoreRequest<T>>, opts?: BatchOptions): AsyncGenerator<StoreOutcome<T>>;
+  /** Downloads each request, verified; yields each one as soon as it is in place (or failed). */
+  retrieveObjects<T>(requests: Iterable<RetrieveRequest<T>> | AsyncIterable<RetrieveRequest<T>>, opts?: BatchOptions): AsyncGenerator<RetrieveOutcome<T>>;
+  /** Optional: release sockets and other resources. */
+  close?(): Promise<void>;
+}
+
+export interface AuthResult {
+  /** Where the credential was cached, if anywhere. */
+  cachedAt?: string;
+  /** When the credential expires (ms since epoch), if known. */
+  expiresAt?: number;
+  /** Non-secret description, e.g. the storage URL's account. */
+  detail?: string;
+}
+
+/** What pantri hands every store factory besides its own options. */
+export interface StoreContext {
+  /** Absolute repo root; relative paths in options are relative to it. */
+  repoRoot: string;
+  /** A directory the store may use for caches such as tokens (outside the repo, mode 0700). */
+  cacheDir: string;
+  /** The environment to read credentials from (process.env unless a test says otherwise). */
+  env: NodeJS.ProcessEnv;
+  /** Debug logging (shown with --verbose). Never pass secrets. */
+  log: (message: string) => void;
+  /** Swift credentials from the password file (`retrieve -p`), when asked for. */
+  passwordFile?: { username: string; password: string };
+}
+
+export type StoreOptions = Record<string, unknown>;
+
+export type StoreFactory = (options: StoreOptions, context: StoreContext) => ObjectStore | Promise<ObjectStore>;
+
+/** The single-object part of a store; `withBatch` adds the generators. */
+export type BaseObjectStore = Omit<ObjectStore, "storeObjects" | "retrieveObjects"> &
+  Partial<Pick<ObjectStore, "storeObjects" | "retrieveObjects">>;
