@@ -1,0 +1,45 @@
+import type { CommandResult } from "../core/result.js";
+import { Session, type SessionOptions } from "../core/session.js";
+import { createReporter, renderHuman } from "../output/human.js";
+import { toJson } from "../output/json.js";
+
+/** Flags every command has (SPEC 4). */
+export interface GlobalArgs {
+  repo?: string;
+  config?: string;
+  json: boolean;
+  quiet: boolean;
+  verbose: boolean;
+}
+
+/** What the last command produced; src/cli.ts turns it into the exit code. */
+export const outcome: { result: CommandResult | null } = { result: null };
+
+/**
+ * Opens a session for the command, runs the core function, and renders its result as JSON or
+ * text. Errors are not caught here: they travel to src/cli.ts.
+ */
+export async function runCommand(
+  argv: GlobalArgs,
+  session: Omit<SessionOptions, "repo" | "configFile" | "report">,
+  fn: (session: Session) => Promise<CommandResult>,
+): Promise<void> {
+  const { report, stop } = createReporter({ json: argv.json, quiet: argv.quiet, verbose: argv.verbose });
+  let s: Session | null = null;
+  try {
+    s = await Session.open({ ...session, repo: argv.repo, configFile: argv.config, report });
+    const result = await fn(s);
+    stop();
+    outcome.result = result;
+    if (argv.json) process.stdout.write(`${JSON.stringify(toJson(result), null, 2)}\n`);
+    else renderHuman(result, { json: false, quiet: argv.quiet, verbose: argv.verbose });
+  } finally {
+    stop();
+    await s?.close();
+  }
+}
+
+/** Drops undefined values so config precedence is not overridden by absent flags. */
+export function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,156 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { homedir, hostname } from "node:os";
+import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { LockError, PantriError } from "./errors.js";
+
+/**
+ * State pantri keeps outside the git working copy: per-(dest, shelf) sync records (state dir)
+ * and cached credentials (cache dir). Both follow the XDG base directories and can be moved
+ * with PANTRI_STATE_DIR / PANTRI_CACHE_DIR.
+ */
+
+export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.PANTRI_STATE_DIR || join(env.XDG_STATE_HOME || join(homedir(), ".local", "state"), "pantri");
+}
+
+export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.PANTRI_CACHE_DIR || join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "pantri");
+}
+
+function shortHash(s: string): string {
+  return createHash("sha256").update(s).digest("hex").slice(0, 24);
+}
+
+/** Writes a file atomically (temp + rename in the same folder) with mode 0600. */
+export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  try {
+    await writeFile(tmp, data, { mode });
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+export interface SyncRecord {
+  /** The commit dest/<shelf> reflects completely. */
+  commit: string;
+  dest: string;
+  shelf: string;
+  repo: string;
+  syncedAt: string;
+}
+
+/** Sync records: one small JSON file per (dest, shelf), named from a hash of dest's real path. */
+export class SyncRecords {
+  constructor(private readonly dir: string = stateDir()) {}
+
+  private file(dest: string, shelf: string): string {
+    return join(this.dir, "sync", shortHash(dest), `${encodeURIComponent(shelf)}.json`);
+  }
+
+  async read(dest: string, shelf: string): Promise<SyncRecord | null> {
+    let text: string;
+    try {
+      text = await readFile(this.file(dest, shelf), "utf8");
+    } catch {
+      return null;
+    }
+    try {
+      const rec = JSON.parse(text) as Partial<SyncRecord>;
+      if (typeof rec.commit === "string" && /^[0-9a-f]{40,64}$/.test(rec.commit) && rec.dest === dest && rec.shelf === shelf) {
+        return rec as SyncRecord;
+      }
+    } catch {
+      // A damaged record only costs a full comparison, never correctness.
+    }
+    return null;
+  }
+
+  async write(rec: Omit<SyncRecord, "syncedAt">): Promise<void> {
+    await writeFileAtomic(this.file(rec.dest, rec.shelf), `${JSON.stringify({ ...rec, syncedAt: new Date().toISOString() }, null, 2)}\n`);
+  }
+}
+
+interface LockOwner {
+  pid: number;
+  host: string;
+  since: string;
+  what: string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+export interface LockOptions {
+  /** How long to wait for another run to finish (ms). Default PANTRI_LOCK_TIMEOUT seconds or 600 s. */
+  waitMs?: number;
+  onWait?: (owner: string) => void;
+  dir?: string;
+}
+
+/**
+ * An exclusive lock named by `name` (e.g. a dest's real path). A lock file created with O_EXCL
+ * holds the owner's pid and host; a lock whose owner on this host is gone (killed) is stale and
+ * taken over. A second run waits, then fails with a message naming the holder.
+ */
+export async function acquireLock(name: string, what: string, opts: LockOptions = {}): Promise<() => Promise<void>> {
+  const dir = join(opts.dir ?? stateDir(), "locks");
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, `${shortHash(name)}.lock`);
+  const waitMs = opts.waitMs ?? Number(process.env.PANTRI_LOCK_TIMEOUT ?? 600) * 1000;
+  const deadline = Date.now() + waitMs;
+  const me: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), what };
+  let told = false;
+  for (;;) {
+    try {
+      const fh = await open(file, "wx", 0o600);
+      await fh.writeFile(JSON.stringify(me));
+      await fh.close();
+      let released = false;
+      return async () => {
+        if (released) return;
+        released = true;
+        await rm(file, { force: true });
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
+        throw new PantriError(`cannot create lock file ${file}: ${(err as Error).message}`);
+      }
+    }
+    let owner: LockOwner | null = null;
+    try {
+      owner = JSON.parse(await readFile(file, "utf8")) as LockOwner;
+    } catch {
+      // Being written right now, or torn by a crash: judge by age.
+      const age = await stat(file).then((s) => Date.now() - s.mtimeMs, () => 0);
+      if (age > 5000) await rm(file, { force: true });
+      continue;
+    }
+    if (owner.host === me.host && !alive(owner.pid)) {
+      // Stale: its process is gone. Remove it only if it is still the same lock we read.
+      const again = await readFile(file, "utf8").catch(() => "");
+      if (again === JSON.stringify(owner)) await rm(file, { force: true });
+      continue;
+    }
+    const desc = `pid ${owner.pid} on ${owner.host} (${owner.what}, since ${owner.since})`;
+    if (Date.now() >= deadline) {
+      throw new LockError(`${name} is locked by another pantri run: ${desc}. Wait for it to finish, or remove ${file} if that process is gone.`);
+    }
+    if (!told) {
+      opts.onWait?.(desc);
+      told = true;
+    }
+    await sleep(100 + Math.random() * 150);
+  }
+}

@@ -1,0 +1,91 @@
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SNIFF_BYTES, hashFile, isBinaryFile } from "../../src/core/hash.js";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "pantri-hash-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function openssl(algorithm: "sha1" | "sha256", file: string): string {
+  // "SHA2-256(file)= <hex>" or "SHA256(file)= <hex>" depending on the OpenSSL version.
+  const out = execFileSync("openssl", ["dgst", `-${algorithm}`, file], { encoding: "utf8" });
+  return out.trim().split("= ").at(-1) ?? "";
+}
+
+describe("hashFile", () => {
+  it.each([
+    ["3 MiB + 12345 bytes", 3 * 1024 * 1024 + 12345],
+    ["exactly 2 MiB", 2 * 1024 * 1024],
+    ["one byte past 1 MiB", 1024 * 1024 + 1],
+    ["a few bytes", 7],
+  ])("matches openssl on %s", async (_name, size) => {
+    const file = join(dir, `f${size}`);
+    await writeFile(file, randomBytes(size));
+    let reported = 0;
+    const result = await hashFile(file, (n) => (reported += n));
+    expect(result).toEqual({ size, sha1: openssl("sha1", file), sha256: openssl("sha256", file) });
+    expect(reported).toBe(size);
+  });
+
+  it("hashes an empty file to the well-known empty digests", async () => {
+    const file = join(dir, "empty");
+    await writeFile(file, "");
+    expect(await hashFile(file)).toEqual({
+      size: 0,
+      sha1: "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+      sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    });
+  });
+
+  it("matches a known digest", async () => {
+    const file = join(dir, "abc");
+    await writeFile(file, "abc");
+    const r = await hashFile(file);
+    expect(r.sha1).toBe("a9993e364706816aba3e25717850c26c9cd0d89d");
+    expect(r.sha256).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  });
+
+  it("rejects for a missing file", async () => {
+    await expect(hashFile(join(dir, "nope"))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+});
+
+describe("isBinaryFile", () => {
+  async function withNulAt(index: number | null, size: number): Promise<boolean> {
+    const bytes = Buffer.alloc(size, "a");
+    if (index !== null) bytes[index] = 0;
+    const file = join(dir, `sniff-${index}-${size}`);
+    await writeFile(file, bytes);
+    return isBinaryFile(file);
+  }
+
+  it("looks at exactly the first 8 KiB", async () => {
+    expect(SNIFF_BYTES).toBe(8192);
+    expect(await withNulAt(SNIFF_BYTES - 1, 20000)).toBe(true);
+    expect(await withNulAt(SNIFF_BYTES, 20000)).toBe(false);
+    expect(await withNulAt(0, 20000)).toBe(true);
+    // Between git's 8000 and our 8192: binary for pantri.
+    expect(await withNulAt(8100, 20000)).toBe(true);
+  });
+
+  it("handles short and empty files", async () => {
+    expect(await withNulAt(null, 0)).toBe(false);
+    expect(await withNulAt(null, 100)).toBe(false);
+    expect(await withNulAt(99, 100)).toBe(true);
+    expect(await withNulAt(null, SNIFF_BYTES)).toBe(false);
+  });
+
+  it("calls UTF-8 text text", async () => {
+    const file = join(dir, "utf8.txt");
+    await writeFile(file, "héllo wörld ✓ 📦\n".repeat(1000));
+    expect(await isBinaryFile(file)).toBe(false);
+  });
+});
