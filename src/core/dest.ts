@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
+import type { Stats } from "node:fs";
 import { lstat, opendir, readFile, rmdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { DestFile } from "./plan.js";
 
 /** Turns an lstat into the facts planning needs. */
-export function destFileOf(st: import("node:fs").Stats): DestFile {
+export function destFileOf(st: Stats): DestFile {
   return {
     kind: st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : "other",
     size: st.size,

@@ -79,7 +79,7 @@ runStoreContract("custom module (examples/memory-store.mjs)", async () => {
   const root = await repoRoot();
   const config = JSON.parse(await readFile(join(root, "pantri.config.json"), "utf8")) as { objectStore: ObjectStoreConfig };
   return { store: await storeFrom(config.objectStore) };
-});
+}, { supportsDelete: false });
 
 describe("createStore", () => {
   it("builds the local store by name", async () => {
