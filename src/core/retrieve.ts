@@ -25,6 +25,7 @@ import { canonicalDir, type Session } from "./session.js";
 import { SyncRecords, acquireLock, writeFileAtomic } from "./state.js";
 import { PARTIAL_SUFFIX, partialPath } from "./transfer.js";
 import type { Pointer } from "./types.js";
+import { EXCLUDED_BY_DEFAULT } from "./store.js";
 import type { RetrieveRequest } from "../objectstores/types.js";
 
 export interface RetrieveOptions {
@@ -207,6 +208,7 @@ export async function retrieve(session: Session, opts: RetrieveOptions = {}): Pr
       await release();
     }
   }
+  if (!opts.dryRun) await session.git.ensureExcluded(EXCLUDED_BY_DEFAULT);
   if (opts.pitem) return finish(await retrieveOne(session, opts, result));
 
   const target = await session.git.resolveCommit(opts.ref ?? "HEAD");
