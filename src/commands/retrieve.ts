@@ -1,5 +1,4 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
-import { retrieve } from "../core/retrieve.js";
 import { defined, runCommand, type GlobalArgs } from "./run.js";
 
 interface RetrieveArgs extends GlobalArgs {
@@ -36,8 +35,8 @@ export const retrieveCommand: CommandModule<GlobalArgs, RetrieveArgs> = {
     runCommand(
       argv,
       { usePasswordFile: argv.password_file, overrides: defined({ checksum: argv.checksum, concurrency: argv.concurrency }) },
-      (s) =>
-        retrieve(s, {
+      async (s) =>
+        (await import("../core/retrieve.js")).retrieve(s, {
           shelves: argv.shelf,
           dest: argv.dest,
           force: argv.force,

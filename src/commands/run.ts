@@ -1,7 +1,5 @@
 import type { CommandResult } from "../core/result.js";
-import { Session, type SessionOptions } from "../core/session.js";
-import { createReporter, renderHuman } from "../output/human.js";
-import { toJson } from "../output/json.js";
+import type { Session, SessionOptions } from "../core/session.js";
 
 /** Flags every command has (SPEC 4). */
 export interface GlobalArgs {
@@ -24,6 +22,12 @@ export async function runCommand(
   session: Omit<SessionOptions, "repo" | "configFile" | "report">,
   fn: (session: Session) => Promise<CommandResult>,
 ): Promise<void> {
+  // Loaded here, not at the top: `pantri --help` must not pay for git, globbing or progress bars.
+  const [{ Session }, { createReporter, renderHuman }, { toJson }] = await Promise.all([
+    import("../core/session.js"),
+    import("../output/human.js"),
+    import("../output/json.js"),
+  ]);
   const { report, stop } = createReporter({ json: argv.json, quiet: argv.quiet, verbose: argv.verbose });
   let s: Session | null = null;
   try {

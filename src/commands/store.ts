@@ -1,5 +1,4 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
-import { store } from "../core/store.js";
 import { defined, runCommand, type GlobalArgs } from "./run.js";
 
 interface StoreArgs extends GlobalArgs {
@@ -23,7 +22,7 @@ export const storeCommand: CommandModule<GlobalArgs, StoreArgs> = {
       .option("dry-run", { type: "boolean", default: false, describe: "Hash and print the plan; change nothing" })
       .option("concurrency", { type: "number", describe: "Parallel uploads (default 8, or `concurrency` in config)" }) as unknown as Argv<StoreArgs>,
   handler: (argv: ArgumentsCamelCase<StoreArgs>) =>
-    runCommand(argv, { overrides: defined({ checksum: argv.checksum, concurrency: argv.concurrency }) }, (s) =>
-      store(s, { paths: argv.paths, checksum: argv.checksum, commit: argv.commit, push: argv.push, dryRun: argv.dryRun, concurrency: argv.concurrency }),
+    runCommand(argv, { overrides: defined({ checksum: argv.checksum, concurrency: argv.concurrency }) }, async (s) =>
+      (await import("../core/store.js")).store(s, { paths: argv.paths, checksum: argv.checksum, commit: argv.commit, push: argv.push, dryRun: argv.dryRun, concurrency: argv.concurrency }),
     ),
 };

@@ -1,5 +1,4 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
-import { verify } from "../core/verify.js";
 import { runCommand, type GlobalArgs } from "./run.js";
 
 interface VerifyArgs extends GlobalArgs {
@@ -23,7 +22,7 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       .option("password_file", { alias: "p", type: "boolean", default: false, describe: "Read Swift credentials from the password file" })
       .option("concurrency", { type: "number", describe: "Parallel checks (default 8)" }) as unknown as Argv<VerifyArgs>,
   handler: (argv: ArgumentsCamelCase<VerifyArgs>) =>
-    runCommand(argv, { usePasswordFile: argv.password_file }, (s) =>
-      verify(s, { shelves: argv.shelf, dest: argv.dest, remote: argv.remote, repair: argv.repair, concurrency: argv.concurrency }),
+    runCommand(argv, { usePasswordFile: argv.password_file }, async (s) =>
+      (await import("../core/verify.js")).verify(s, { shelves: argv.shelf, dest: argv.dest, remote: argv.remote, repair: argv.repair, concurrency: argv.concurrency }),
     ),
 };

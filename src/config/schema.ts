@@ -179,6 +179,9 @@ const STORE_SPECS: ReadonlyMap<string, Spec> = new Map([
       segmentContainer: { alias: "segment_container", check: containerName },
       segmentSize: { alias: "segment_size", check: positiveInteger },
       keyPrefix: { alias: "key_prefix", check: anyString },
+      timeoutMs: { alias: "timeout_ms", check: positiveInteger },
+      listPageSize: { alias: "list_page_size", check: positiveInteger },
+      concurrency: { check: positiveInteger },
     }),
   ],
   [
@@ -191,6 +194,9 @@ const STORE_SPECS: ReadonlyMap<string, Spec> = new Map([
       endpoint: { check: httpUrl },
       forcePathStyle: { alias: "force_path_style", check: boolean },
       partSize: { alias: "part_size", check: s3PartSize },
+      queueSize: { alias: "queue_size", check: positiveInteger },
+      listPageSize: { alias: "list_page_size", check: positiveInteger },
+      concurrency: { check: positiveInteger },
     }),
   ],
 ]);

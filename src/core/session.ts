@@ -76,7 +76,8 @@ export class Session {
 
   private async openStore(cfg: ObjectStoreConfig, settings: ShelfSettings): Promise<ShelfStore> {
     const passwordFile = this.opts.usePasswordFile ? await (await import("./password-file.js")).readPasswordFile(settings.passwordFile) : undefined;
-    const store = await createStore(cfg, {
+    // Stores size their connection pools from the transfer concurrency.
+    const store = await createStore({ ...cfg, concurrency: cfg.concurrency ?? settings.concurrency }, {
       repoRoot: this.root,
       cacheDir: cacheDir(this.env),
       env: this.env,

@@ -21,7 +21,10 @@ export interface PutSource {
   size: number;
   sha256: string;
   sha1: string;
-  /** Opens a fresh stream of the content from byte `start` (default 0). May be called again on retry. */
+  /**
+   * Opens a fresh stream of bytes start..end, `end` INCLUSIVE like fs.createReadStream (default:
+   * to the last byte). May be called again on retry, or once per segment of a multipart upload.
+   */
   open(start?: number, end?: number): Readable;
   /** The local file holding the content, when there is one. */
   path?: string;

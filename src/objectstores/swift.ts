@@ -1,0 +1,500 @@
+import { createHash, type Hash } from "node:crypto";
+import { Readable } from "node:stream";
+import { ConfigError, StoreError } from "../core/errors.js";
+import { withRetry } from "../core/retry.js";
+import { withBatch } from "./batch.js";
+import {
+  PreIssuedToken,
+  SwiftClient,
+  TempAuthV1,
+  header,
+  safeUrl,
+  type SwiftAuthMethod,
+  type SwiftRequest,
+  type SwiftResponse,
+} from "./swift-client.js";
+import type { GetOptions, ObjectMeta, PutSource, RequestOptions, StoreContext, StoreFactory, StoreOptions } from "./types.js";
+
+/**
+ * The `swift` store: OpenStack Swift through our own thin client (./swift-client.ts).
+ *
+ * Objects up to `segmentSize` are one create-only PUT. Bigger ones are Static Large Objects:
+ * segments named after the object, its size and the segment size (so a different upload can
+ * never collide with them) go to the segment container, then a manifest names them with the MD5
+ * we computed while sending; Swift refuses the manifest if any segment's stored ETag differs, so
+ * a manifest never points at bytes we did not send. An interrupted upload leaves its finished
+ * segments behind; the next attempt finds each by HEAD, checks it against the MD5 of our local
+ * byte range and skips it.
+ */
+
+const GiB = 1024 ** 3;
+/** Swift's largest single object (5 GiB; FIELD.md measured 413 above 5 GiB + 2 bytes). */
+const MAX_SEGMENT_SIZE = 5 * GiB;
+const DEFAULT_SEGMENT_SIZE = GiB;
+const DEFAULT_TIMEOUT_MS = 60_000;
+/** Swift's default container_listing_limit: a bigger page is silently cut to it. */
+const MAX_LIST_PAGE = 10_000;
+/** Segment numbers are zero-padded so the segment names sort in order (as python-swiftclient does). */
+const SEGMENT_INDEX_DIGITS = 8;
+
+export interface SwiftStoreOptions {
+  authUrl?: string;
+  authVersion: 1;
+  user?: string;
+  key?: string;
+  storageUrl?: string;
+  token?: string;
+  container: string;
+  segmentContainer: string;
+  segmentSize: number;
+  timeoutMs: number;
+  listPageSize: number;
+  /** Parallel transfers, when the caller says; null: the batch layer's own limit applies. */
+  concurrency: number | null;
+}
+
+/** Validates the options (as the config loader mapped them, env included) into one list of problems. */
+export function parseSwiftOptions(options: StoreOptions, context: StoreContext): SwiftStoreOptions {
+  const problems: string[] = [];
+  const str = (name: string): string | undefined => {
+    const v = options[name];
+    if (v === undefined || v === null || v === "") return undefined;
+    if (typeof v !== "string") {
+      problems.push(`objectStore.${name} must be a string`);
+      return undefined;
+    }
+    return v;
+  };
+  const int = (name: string, def: number, min: number, max: number, unit = ""): number => {
+    const v = options[name];
+    if (v === undefined || v === null) return def;
+    const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+      problems.push(`objectStore.${name} must be a whole number from ${min} to ${max}${unit}`);
+      return def;
+    }
+    return n;
+  };
+  const url = (name: string): string | undefined => {
+    const v = str(name);
+    if (v === undefined) return undefined;
+    try {
+      const u = new URL(v);
+      if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("not http(s)");
+    } catch {
+      problems.push(`objectStore.${name} must be an http(s) URL (got ${safeUrl(v)})`);
+      return undefined;
+    }
+    return v;
+  };
+
+  const container = str("container");
+  if (container === undefined) problems.push("objectStore.container is required: the Swift container that holds the objects");
+  else if (container.includes("/") || Buffer.byteLength(container) > 256)
+    problems.push(`objectStore.container "${container}" is not a valid Swift container name (no "/", at most 256 bytes)`);
+  const segmentContainer = str("segmentContainer") ?? `${container ?? ""}_segments`;
+  if (segmentContainer.includes("/") || Buffer.byteLength(segmentContainer) > 256)
+    problems.push(`objectStore.segmentContainer "${segmentContainer}" is not a valid Swift container name`);
+  if (container !== undefined && segmentContainer === container)
+    problems.push("objectStore.segmentContainer must differ from objectStore.container (segments would show up as objects)");
+
+  const authUrl = url("authUrl");
+  const storageUrl = url("storageUrl");
+  const token = str("token");
+  let user = str("user");
+  let key = str("key");
+  if (context.passwordFile) {
+    user = context.passwordFile.username;
+    key = context.passwordFile.password;
+  }
+
+  const version = options.authVersion ?? (authUrl && /\/v3\/?$/.test(new URL(authUrl).pathname) ? 3 : 1);
+  // v1 is the only auth implemented; Keystone v3 would be another SwiftAuthMethod.
+  const authVersion = 1 as const;
+  if (version === 3 || version === "3" || version === "3.0") {
+    problems.push("objectStore.authVersion 3: Keystone v3 is not supported yet; use a v1 auth URL (ST_AUTH) or storageUrl + token");
+  } else if (version !== 1 && version !== "1" && version !== "1.0") {
+    problems.push(`objectStore.authVersion must be 1 or 3 (got ${JSON.stringify(version)})`);
+  }
+
+  const haveLogin = authUrl !== undefined || user !== undefined || key !== undefined;
+  if (!(storageUrl && token)) {
+    if (!haveLogin) {
+      problems.push(
+        "no Swift credentials: set objectStore.authUrl, objectStore.user and objectStore.key (or ST_AUTH, ST_USER, ST_KEY, or retrieve -p with a password file), or objectStore.storageUrl + objectStore.token (OS_STORAGE_URL + OS_AUTH_TOKEN)",
+      );
+    } else {
+      if (!authUrl) problems.push("objectStore.authUrl (or ST_AUTH) is not set: the Swift v1 auth URL, e.g. https://swift.example.com/auth/v1.0");
+      if (!user) problems.push("objectStore.user (or ST_USER) is not set: the Swift user, e.g. account:user");
+      if (!key) problems.push("objectStore.key (or ST_KEY) is not set: the Swift key (or use retrieve -p with a password file)");
+    }
+    if (token && !storageUrl) problems.push("objectStore.token is set but objectStore.storageUrl (or OS_STORAGE_URL) is not: a token needs its storage URL");
+  }
+
+  const concurrency = typeof options.concurrency === "number" && options.concurrency >= 1 ? Math.floor(options.concurrency) : null;
+  const result: SwiftStoreOptions = {
+    authUrl,
+    authVersion,
+    user,
+    key,
+    storageUrl,
+    token,
+    container: container ?? "",
+    segmentContainer,
+    segmentSize: int("segmentSize", DEFAULT_SEGMENT_SIZE, 1, MAX_SEGMENT_SIZE, " bytes (Swift's largest single object is 5 GiB)"),
+    timeoutMs: int("timeoutMs", DEFAULT_TIMEOUT_MS, 1, 24 * 3600 * 1000, " ms"),
+    listPageSize: int("listPageSize", MAX_LIST_PAGE, 1, MAX_LIST_PAGE),
+    concurrency,
+  };
+  if (problems.length) throw new ConfigError("invalid swift store configuration", problems);
+  return result;
+}
+
+function authMethodFor(o: SwiftStoreOptions): SwiftAuthMethod {
+  // A login when we can log in (it renews on 401); a pre-issued token only otherwise.
+  if (o.authUrl && o.user && o.key) return new TempAuthV1(o.authUrl, o.user, o.key);
+  if (o.storageUrl && o.token) return new PreIssuedToken(o.storageUrl, o.token);
+  throw new ConfigError("no usable Swift credentials (see objectStore.authUrl/user/key or storageUrl/token)");
+}
+
+interface ManifestEntry {
+  path: string;
+  etag: string;
+  size_bytes: number;
+}
+
+interface ListingEntry {
+  name: string;
+  bytes: number;
+}
+
+function isListing(v: unknown): v is ListingEntry[] {
+  return (
+    Array.isArray(v) &&
+    v.every((e: unknown) => {
+      const o = e as { name?: unknown; bytes?: unknown } | null;
+      // `subdir` entries (delimiter listings) have no name/bytes; we never ask for them.
+      return typeof o === "object" && o !== null && typeof o.name === "string" && typeof o.bytes === "number";
+    })
+  );
+}
+
+/** Swift quotes ETags on SLOs and sometimes elsewhere; compare bare hex. */
+function bareEtag(v: string | undefined): string | undefined {
+  return v?.replace(/^"|"$/g, "").toLowerCase();
+}
+
+/**
+ * Exactly `length` bytes of the source from `start`, hashed and counted as they go. Fewer bytes
+ * than promised is an error (the file changed under us), so Content-Length is never a lie.
+ */
+function rangeStream(source: PutSource, start: number, length: number, onChunk: (chunk: Buffer) => void): Readable {
+  const inner = length > 0 ? source.open(start, start + length - 1) : Readable.from([]);
+  return Readable.from(
+    (async function* () {
+      let left = length;
+      for await (const c of inner) {
+        const chunk = Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array);
+        const part = chunk.length > left ? chunk.subarray(0, left) : chunk;
+        left -= part.length;
+        onChunk(part);
+        yield part;
+        if (left === 0) break;
+      }
+      if (left > 0) throw new Error(`the source ended ${left} bytes early (bytes ${start}..${start + length - 1}): did the file change while uploading?`);
+    })(),
+    { objectMode: false },
+  );
+}
+
+async function md5OfRange(source: PutSource, start: number, length: number, signal?: AbortSignal): Promise<string> {
+  const md5 = createHash("md5");
+  const stream = rangeStream(source, start, length, (c) => md5.update(c));
+  for await (const _ of stream) {
+    if (signal?.aborted) {
+      stream.destroy();
+      throw signal.reason;
+    }
+  }
+  return md5.digest("hex");
+}
+
+const createSwiftStore: StoreFactory = (options, context) => {
+  const o = parseSwiftOptions(options, context);
+  const auth = authMethodFor(o);
+  const description = `swift container "${o.container}" at ${safeUrl(o.storageUrl ?? o.authUrl ?? "")}`;
+  const client = new SwiftClient({
+    auth,
+    storageUrl: auth instanceof TempAuthV1 ? o.storageUrl : undefined,
+    cacheDir: context.cacheDir,
+    description,
+    concurrency: o.concurrency,
+    timeoutMs: o.timeoutMs,
+    log: context.log,
+  });
+  const logRetry = (what: string) => (err: unknown, attempt: number, delayMs: number) =>
+    client.log(`swift: ${what} failed (attempt ${attempt}): ${err instanceof Error ? err.message : String(err)}; retrying in ${Math.round(delayMs)} ms`);
+
+  const fail = (message: string, key: string | undefined, extra: { status?: number; notFound?: boolean; retryable?: boolean } = {}) =>
+    new StoreError(client.redact(message), { store: description, key, ...extra });
+
+  /** PUT the container; 403 means this account may not create it, which the user must fix. */
+  async function createContainer(name: string, key: string, signal?: AbortSignal): Promise<void> {
+    const res = await client.request({ method: "PUT", container: name, accept: [403], key, signal });
+    await res.body.dump();
+    if (res.status === 403) {
+      throw fail(`not allowed to create container "${name}": create it or use an account with rights`, key, { status: 403 });
+    }
+    client.log(`swift: created container "${name}" (${res.status})`);
+  }
+
+  /**
+   * A PUT that creates its container when Swift says it is missing (404), then tries once more.
+   * A 403 on the object means this account may not write there, or (tempauth answers 403 before
+   * it looks) may not create the missing container.
+   */
+  async function putCreatingContainer(req: SwiftRequest & { container: string }, key: string): Promise<SwiftResponse> {
+    const accept = [...(req.accept ?? []), 403, 404];
+    for (let created = false; ; created = true) {
+      const res = await client.request({ ...req, accept, key });
+      if (res.status === 404 && !created) {
+        await res.body.dump();
+        await createContainer(req.container, key, req.signal);
+        continue;
+      }
+      if (res.status === 403) {
+        await res.body.dump();
+        throw fail(
+          `not allowed to write to container "${req.container}" (403): create it and give this account write rights, or use an account with rights`,
+          key,
+          { status: 403 },
+        );
+      }
+      if (res.status === 404) throw await client.errorFor(res, { ...req, key });
+      return res;
+    }
+  }
+
+  async function putSingle(key: string, source: PutSource, opts: RequestOptions): Promise<void> {
+    let md5: Hash = createHash("md5");
+    const res = await putCreatingContainer(
+      {
+        method: "PUT",
+        container: o.container,
+        object: key,
+        // Create-only: content-addressed keys never get other bytes; 412 = already there.
+        headers: { "if-none-match": "*", "content-length": String(source.size), "content-type": "application/octet-stream" },
+        body: () => {
+          md5 = createHash("md5");
+          return rangeStream(source, 0, source.size, (c) => {
+            md5.update(c);
+            opts.onBytes?.(c.length);
+          });
+        },
+        accept: [412],
+        signal: opts.signal,
+      },
+      key,
+    );
+    await res.body.dump();
+    if (res.status === 412) {
+      client.log(`swift: ${key} is already stored (412)`);
+      return;
+    }
+    const sent = md5.digest("hex");
+    const etag = bareEtag(header(res.headers, "etag"));
+    if (etag && etag !== sent) {
+      // Swift stored other bytes than we sent: remove them, or create-only PUTs would keep them.
+      await client.request({ method: "DELETE", container: o.container, object: key, accept: [404], key }).then((r) => r.body.dump());
+      throw fail(`corrupted on upload: Swift's ETag ${etag} is not the MD5 ${sent} of what was sent; removed it`, key, { retryable: true });
+    }
+  }
+
+  function segmentName(key: string, size: number, index: number): string {
+    return `${o.container}/${key}/slo/${size}/${o.segmentSize}/${String(index).padStart(SEGMENT_INDEX_DIGITS, "0")}`;
+  }
+
+  /** Uploads one segment unless an identical one is there already; returns its MD5. */
+  async function putSegment(key: string, name: string, source: PutSource, start: number, length: number, opts: RequestOptions): Promise<string> {
+    const head = await client.request({ method: "HEAD", container: o.segmentContainer, object: name, accept: [404], key, signal: opts.signal });
+    await head.body.dump();
+    if (head.status !== 404 && Number(header(head.headers, "content-length")) === length) {
+      const local = await md5OfRange(source, start, length, opts.signal);
+      if (bareEtag(header(head.headers, "etag")) === local) {
+        client.log(`swift: segment ${name} already uploaded, skipping it`);
+        return local;
+      }
+    }
+    let md5: Hash = createHash("md5");
+    const res = await putCreatingContainer(
+      {
+        method: "PUT",
+        container: o.segmentContainer,
+        object: name,
+        headers: { "content-length": String(length), "content-type": "application/octet-stream" },
+        body: () => {
+          md5 = createHash("md5");
+          return rangeStream(source, start, length, (c) => {
+            md5.update(c);
+            opts.onBytes?.(c.length);
+          });
+        },
+        signal: opts.signal,
+      },
+      key,
+    );
+    await res.body.dump();
+    const sent = md5.digest("hex");
+    const etag = bareEtag(header(res.headers, "etag"));
+    if (etag && etag !== sent) throw fail(`segment ${name} corrupted on upload (ETag ${etag}, sent MD5 ${sent})`, key, { retryable: true });
+    return sent;
+  }
+
+  async function putLarge(key: string, source: PutSource, opts: RequestOptions): Promise<void> {
+    const count = Math.ceil(source.size / o.segmentSize);
+    const manifest: ManifestEntry[] = [];
+    for (let i = 0; i < count; i++) {
+      const start = i * o.segmentSize;
+      const length = Math.min(o.segmentSize, source.size - start);
+      const name = segmentName(key, source.size, i);
+      // Each segment is retried on its own, so a transient failure costs one segment, not the object.
+      const etag = await withRetry(() => putSegment(key, name, source, start, length, opts), {
+        signal: opts.signal,
+        onRetry: logRetry(`segment ${i + 1}/${count} of ${key}`),
+      });
+      // Swift wants the manifest's paths unquoted ("/container/name"); it quotes them itself.
+      manifest.push({ path: `/${o.segmentContainer}/${name}`, etag, size_bytes: length });
+    }
+    const body = JSON.stringify(manifest);
+    const res = await putCreatingContainer(
+      {
+        method: "PUT",
+        container: o.container,
+        object: key,
+        query: { "multipart-manifest": "put" },
+        headers: { "if-none-match": "*", "content-type": "application/octet-stream", "content-length": String(Buffer.byteLength(body)) },
+        body: () => body,
+        accept: [412],
+        signal: opts.signal,
+      },
+      key,
+    );
+    await res.body.dump();
+    client.log(`swift: ${key}: ${res.status === 412 ? "already stored" : `stored as a static large object of ${count} segments`}`);
+  }
+
+  async function head(key: string, opts: RequestOptions = {}): Promise<ObjectMeta | null> {
+    const res = await client.request({ method: "HEAD", container: o.container, object: key, accept: [404], signal: opts.signal });
+    await res.body.dump();
+    if (res.status === 404) return null;
+    const size = Number(header(res.headers, "content-length"));
+    if (!Number.isSafeInteger(size) || size < 0) throw fail(`HEAD answered without a usable Content-Length`, key);
+    return { key, size };
+  }
+
+  async function get(key: string, opts: GetOptions = {}): Promise<Readable> {
+    const start = opts.start ?? 0;
+    const res = await client.request({
+      method: "GET",
+      container: o.container,
+      object: key,
+      headers: start > 0 ? { range: `bytes=${start}-` } : {},
+      accept: [404],
+      signal: opts.signal,
+    });
+    if (res.status === 404) {
+      await res.body.dump();
+      throw fail(`not found in the store (404): was it ever uploaded? (pantri status --remote lists missing objects)`, key, {
+        status: 404,
+        notFound: true,
+      });
+    }
+    if (start > 0 && res.status !== 206) {
+      // A 200 here would be the whole object, which the caller would append to its partial file.
+      res.body.destroy();
+      throw fail(`asked for bytes from ${start} but Swift answered ${res.status}, not 206 Partial Content`, key, { status: res.status, retryable: false });
+    }
+    return res.body;
+  }
+
+  async function* list(prefix: string, opts: RequestOptions = {}): AsyncGenerator<ObjectMeta> {
+    let marker = "";
+    for (;;) {
+      const page = await withRetry(
+        async () => {
+          const query: Record<string, string> = { format: "json", prefix, limit: String(o.listPageSize) };
+          if (marker) query.marker = marker;
+          const res = await client.request({ method: "GET", container: o.container, query, accept: [404], signal: opts.signal });
+          if (res.status === 404) {
+            await res.body.dump();
+            return []; // no container yet: nothing stored
+          }
+          const data: unknown = await res.body.json();
+          if (!isListing(data)) throw fail(`unexpected container listing (not [{name, bytes}]): is this a Swift server?`, undefined, { retryable: false });
+          return data;
+        },
+        { signal: opts.signal, onRetry: logRetry(`listing "${prefix}"`) },
+      );
+      for (const e of page) yield { key: e.name, size: e.bytes };
+      const last = page.at(-1);
+      // A short page is the last one; a full page may be followed by more.
+      if (!last || page.length < o.listPageSize) return;
+      marker = last.name;
+    }
+  }
+
+  async function remove(key: string, opts: RequestOptions = {}): Promise<void> {
+    const probe = await client.request({ method: "HEAD", container: o.container, object: key, accept: [404], signal: opts.signal });
+    await probe.body.dump();
+    if (probe.status === 404) return;
+    const isSlo = header(probe.headers, "x-static-large-object")?.toLowerCase() === "true";
+    const res = await client.request({
+      method: "DELETE",
+      container: o.container,
+      object: key,
+      ...(isSlo ? { query: { "multipart-manifest": "delete" }, headers: { accept: "application/json" } } : {}),
+      accept: [404],
+      signal: opts.signal,
+    });
+    if (!isSlo || res.status === 404) {
+      await res.body.dump();
+      return;
+    }
+    // A manifest delete answers 200 and reports its own outcome (and each segment's) in the body.
+    const report = (await res.body.json()) as { "Response Status"?: unknown; Errors?: unknown };
+    const status = typeof report["Response Status"] === "string" ? report["Response Status"] : "";
+    if (!/^2\d\d/.test(status)) {
+      throw fail(`deleting the large object failed: ${status} ${JSON.stringify(report.Errors ?? [])}`, key, { status: Number.parseInt(status, 10) || undefined });
+    }
+  }
+
+  return withBatch({
+    description,
+    head,
+    put: (key, source, opts = {}) => (source.size <= o.segmentSize ? putSingle(key, source, opts) : putLarge(key, source, opts)),
+    get,
+    list,
+    delete: remove,
+    async authenticate(opts: RequestOptions = {}) {
+      if (!auth.renewable) {
+        // Nothing to log in with: check the pre-issued token instead.
+        const res = await client.request({ method: "HEAD", signal: opts.signal });
+        await res.body.dump();
+        const session = await client.session();
+        return { detail: session.storageUrl };
+      }
+      const { session, cachedAt } = await client.authenticate(opts.signal);
+      return { cachedAt, detail: session.storageUrl, ...(session.expiresAt !== undefined ? { expiresAt: session.expiresAt } : {}) };
+    },
+    async testAuth(opts: RequestOptions = {}) {
+      const session = await client.cachedSession();
+      if (!session) return false;
+      const res = await client.request({ method: "HEAD", session, reauth: false, accept: [401, 403], signal: opts.signal });
+      await res.body.dump();
+      return res.status >= 200 && res.status < 300;
+    },
+    close: () => client.close(),
+  });
+};
+
+export default createSwiftStore;

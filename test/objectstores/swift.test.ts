@@ -1,0 +1,408 @@
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmod, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { promisify } from "node:util";
+import { request } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigError, PantriError, StoreError } from "../../src/core/errors.js";
+import { readPasswordFile } from "../../src/core/password-file.js";
+import createSwiftStore from "../../src/objectstores/swift.js";
+import type { ObjectMeta, ObjectStore, PutSource, StoreContext, StoreOptions } from "../../src/objectstores/types.js";
+import { describeSwift, uniqueContainer, type SwiftEndpoints } from "../helpers/swift.js";
+import { runStoreContract, sha256Hex, sourceFromBuffer } from "./contract.js";
+
+const run = promisify(execFile);
+const MiB = 1 << 20;
+
+/** Every log line and error message this file produces, checked for secrets at the end. */
+const logLines: string[] = [];
+const errorTexts: string[] = [];
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+  return Buffer.concat(chunks);
+}
+
+async function collect<T>(iterable: AsyncIterable<T> | Iterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of iterable) out.push(x);
+  return out;
+}
+
+/** The rejection of p (recorded for the secrets check), or a failure if it resolved. */
+async function failureOf(p: Promise<unknown>): Promise<Error> {
+  const err: unknown = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  if (!(err instanceof Error)) throw new Error("expected a rejection");
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; depth++, e = e.cause) errorTexts.push(e.message, e.stack ?? "");
+  return err;
+}
+
+describe("swift store options (no server needed)", () => {
+  const context: StoreContext = { repoRoot: "/tmp", cacheDir: "/tmp/none", env: {}, log: () => undefined };
+  const make = (options: StoreOptions) => () => createSwiftStore(options, context);
+
+  it("requires objectStore.container", () => {
+    expect(make({ authUrl: "http://h/auth/v1.0", user: "a:b", key: "k" })).toThrow(ConfigError);
+    expect(make({ authUrl: "http://h/auth/v1.0", user: "a:b", key: "k" })).toThrow(/objectStore\.container/);
+  });
+
+  it("names the options and env vars when credentials are missing, without echoing a key", () => {
+    expect(make({ container: "c" })).toThrow(/objectStore\.authUrl.*ST_AUTH.*ST_USER.*ST_KEY.*OS_AUTH_TOKEN/s);
+    let message = "";
+    try {
+      make({ container: "c", user: "a:b", key: "s3cr3t-key" })();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).exitCode).toBe(2);
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/objectStore\.authUrl \(or ST_AUTH\)/);
+    expect(message).not.toContain("s3cr3t-key");
+  });
+
+  it("refuses Keystone v3 for now, and a segment size above 5 GiB", () => {
+    expect(make({ container: "c", authUrl: "http://h/v3", user: "u", key: "k" })).toThrow(/Keystone v3 is not supported yet/);
+    expect(make({ container: "c", authVersion: 3, authUrl: "http://h/auth", user: "u", key: "k" })).toThrow(/Keystone v3 is not supported yet/);
+    expect(make({ container: "c", authUrl: "http://h/auth/v1.0", user: "u", key: "k", segmentSize: 6 * 1024 ** 3 })).toThrow(/segmentSize/);
+  });
+
+  it("takes user and key from the password file, and describes itself without secrets", () => {
+    const store = createSwiftStore(
+      { container: "c", authUrl: "http://u:pw@h/auth/v1.0" },
+      { ...context, passwordFile: { username: "a:b", password: "pw-from-file" } },
+    ) as ObjectStore;
+    expect(store.description).toBe('swift container "c" at http://h/auth/v1.0');
+  });
+});
+
+describe("password file", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "pantri-pw-"));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it("is refused with mode 0644 (chmod advice, no password), accepted with 0600", async () => {
+    const file = join(dir, "password.json");
+    await writeFile(file, JSON.stringify({ username: "test:tester", password: "pw-0644-secret" }));
+    await chmod(file, 0o644);
+    const err = await failureOf(readPasswordFile(file));
+    expect(err).toBeInstanceOf(PantriError);
+    expect((err as PantriError).exitCode).toBe(1);
+    expect(err.message).toContain(`chmod 600 ${file}`);
+    expect(err.message).not.toContain("pw-0644-secret");
+    await chmod(file, 0o600);
+    expect(await readPasswordFile(file)).toEqual({ username: "test:tester", password: "pw-0644-secret" });
+  });
+
+  it("names the file and the default location when missing, and never echoes bad content", async () => {
+    const missing = join(dir, "nope.json");
+    const err = await failureOf(readPasswordFile(missing));
+    expect(err.message).toContain(missing);
+    expect(err.message).toContain(join(".config", "pantri", "password.json"));
+    const bad = join(dir, "bad.json");
+    await writeFile(bad, '{"username": "u", "password": "half-a-secret', { mode: 0o600 });
+    const parseErr = await failureOf(readPasswordFile(bad));
+    expect(parseErr.message).toContain(bad);
+    expect(parseErr.message).not.toContain("half-a-secret");
+    await writeFile(bad, '{"user": "u"}');
+    expect((await failureOf(readPasswordFile(bad))).message).toMatch(/"username" and "password"/);
+  });
+});
+
+describeSwift("swift store on a real Swift", (ep: SwiftEndpoints) => {
+  let cacheDir: string;
+  let workDir: string;
+  const containers = new Set<string>();
+  const stores: ObjectStore[] = [];
+
+  const context = (log?: string[]): StoreContext => ({
+    repoRoot: workDir,
+    cacheDir,
+    env: {},
+    log: (m) => {
+      logLines.push(m);
+      log?.push(m);
+    },
+  });
+  const container = (prefix: string): string => {
+    const c = uniqueContainer(prefix);
+    containers.add(c);
+    return c;
+  };
+  const open = async (options: StoreOptions, log?: string[]): Promise<ObjectStore> => {
+    if (typeof options.container === "string") containers.add(options.container);
+    const store = await createSwiftStore({ authUrl: ep.authUrl, user: ep.user, key: ep.key, segmentSize: MiB, ...options }, context(log));
+    stores.push(store);
+    return store;
+  };
+  /** The real `swift` command (python-swiftclient), as an admin of account `test`. */
+  const swift = async (...args: string[]): Promise<string> => {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(OS_|ST_)/.test(k)));
+    const { stdout } = await run("swift", ["-A", ep.authUrl, "-U", ep.user, "-K", ep.key, ...args], { env, cwd: workDir, maxBuffer: 64 * MiB });
+    return stdout;
+  };
+  /** A raw request with a fresh admin token, for what the store API does not show (headers). */
+  const rawHead = async (c: string, name: string): Promise<Record<string, string | string[] | undefined>> => {
+    const auth = await request(ep.authUrl, { headers: { "x-auth-user": ep.user, "x-auth-key": ep.key } });
+    await auth.body.dump();
+    const storageUrl = String(auth.headers["x-storage-url"]);
+    const res = await request(`${storageUrl}/${c}/${name.split("/").map(encodeURIComponent).join("/")}`, {
+      method: "HEAD",
+      headers: { "x-auth-token": String(auth.headers["x-auth-token"]) },
+    });
+    await res.body.dump();
+    expect(res.statusCode).toBe(200);
+    return res.headers;
+  };
+  const tokenFiles = async (): Promise<string[]> => (await readdir(cacheDir)).filter((f) => f.startsWith("swift-token-") && f.endsWith(".json"));
+  const cachedToken = async (): Promise<string> => {
+    const [file] = await tokenFiles();
+    if (!file) throw new Error("no token cache file");
+    return (JSON.parse(await readFile(join(cacheDir, file), "utf8")) as { token: string }).token;
+  };
+  const tokensSeen = new Set<string>();
+  const noteToken = async () => tokensSeen.add(await cachedToken());
+
+  beforeAll(async () => {
+    cacheDir = await mkdtemp(join(tmpdir(), "pantri-swift-cache-"));
+    workDir = await mkdtemp(join(tmpdir(), "pantri-swift-work-"));
+  });
+
+  afterAll(async () => {
+    for (const s of stores) await s.close?.();
+    for (const c of containers) {
+      for (const name of [c, `${c}_segments`]) await swift("delete", name).catch(() => undefined); // the segment container may not exist
+    }
+    await rm(cacheDir, { recursive: true, force: true });
+    await rm(workDir, { recursive: true, force: true });
+  });
+
+  runStoreContract("swift", async () => ({
+    // 1 MiB segments: the contract's 3 MiB object goes through a Static Large Object.
+    store: await open({ container: uniqueContainer("pantri-contract"), listPageSize: 10 }),
+  }));
+
+  describe("swift specifics", () => {
+    it("stores a 5 MiB + 3 object as a Static Large Object of 1 MiB segments, and reads it back", async () => {
+      const c = container("pantri-slo");
+      const store = await open({ container: c });
+      const buf = randomBytes(5 * MiB + 3);
+      const key = `sha256/${sha256Hex(buf).slice(0, 2)}/${sha256Hex(buf)}`;
+      await store.put(key, sourceFromBuffer(buf));
+      const headers = await rawHead(c, key);
+      expect(headers["x-static-large-object"]).toBe("True");
+      expect(await store.head(key)).toEqual({ key, size: 5 * MiB + 3 });
+      expect((await readAll(await store.get(key))).equals(buf)).toBe(true);
+      expect((await readAll(await store.get(key, { start: 3 * MiB + 1 }))).equals(buf.subarray(3 * MiB + 1))).toBe(true);
+      const segments = (await swift("list", `${c}_segments`)).trim().split("\n");
+      expect(segments).toEqual(Array.from({ length: 6 }, (_, i) => `${c}/${key}/slo/${5 * MiB + 3}/${MiB}/${String(i).padStart(8, "0")}`));
+      await noteToken();
+    });
+
+    it("re-uses the finished segments of an interrupted large upload", async () => {
+      const c = container("pantri-resume");
+      const log: string[] = [];
+      const store = await open({ container: c }, log);
+      const buf = randomBytes(5 * MiB + 3);
+      const good = sourceFromBuffer(buf);
+      // Fails once the upload reaches the third segment, as a dropped connection or a crash would.
+      const breaking: PutSource = {
+        ...good,
+        open(start = 0, end?: number): Readable {
+          if (start < 2 * MiB) return good.open(start, end);
+          return new Readable({
+            read() {
+              this.destroy(new Error("disk went away"));
+            },
+          });
+        },
+      };
+      const segmentPuts = () => log.filter((l) => /^swift: PUT \S+_segments\/.* -> 201/.test(l)).length;
+      const err = await failureOf(store.put("big/resumed.bin", breaking));
+      expect(err).toBeInstanceOf(StoreError);
+      expect(err.message).toContain("disk went away");
+      expect(segmentPuts()).toBe(2);
+      expect(await store.head("big/resumed.bin")).toBeNull();
+
+      log.length = 0;
+      await store.put("big/resumed.bin", good);
+      expect(segmentPuts()).toBe(4); // segments 3..6 of 6
+      expect(log.filter((l) => l.includes("already uploaded, skipping")).length).toBe(2);
+      expect((await readAll(await store.get("big/resumed.bin"))).equals(buf)).toBe(true);
+    });
+
+    it("logs in again once when the cached token is refused, and caches the new token", async () => {
+      const c = container("pantri-reauth");
+      await (await open({ container: c })).put("warm-up.bin", sourceFromBuffer(randomBytes(10)));
+      const [file] = await tokenFiles();
+      const path = join(cacheDir, file as string);
+      const entry = JSON.parse(await readFile(path, "utf8")) as { token: string };
+      tokensSeen.add(entry.token);
+      await writeFile(path, JSON.stringify({ ...entry, token: "AUTH_tk0000000000000000000000000000bogus" }));
+
+      // A fresh store reads the (now bad) cached token; its first request is a streamed upload.
+      const log: string[] = [];
+      const store = await open({ container: c }, log);
+      const buf = randomBytes(300_000);
+      await store.put("after-401.bin", sourceFromBuffer(buf));
+      expect(log.filter((l) => l.includes("token refused (401)"))).toHaveLength(1);
+      expect(log.filter((l) => l.includes("logging in at"))).toHaveLength(1);
+      const renewed = await cachedToken();
+      expect(renewed).not.toBe("AUTH_tk0000000000000000000000000000bogus");
+      tokensSeen.add(renewed);
+      expect((await readAll(await store.get("after-401.bin"))).equals(buf)).toBe(true);
+      expect(((await stat(path)).mode & 0o777).toString(8)).toBe("600");
+    });
+
+    it("creates the container and the segment container when missing", async () => {
+      const c = container("pantri-create");
+      const store = await open({ container: c });
+      expect(await collect(store.list?.("") ?? [])).toEqual([]);
+      await store.put("small.bin", sourceFromBuffer(randomBytes(100)));
+      await store.put("large.bin", sourceFromBuffer(randomBytes(2 * MiB + 1)));
+      const listed = (await swift("list")).trim().split("\n");
+      expect(listed).toContain(c);
+      expect(listed).toContain(`${c}_segments`);
+      expect((await swift("list", c)).trim().split("\n")).toEqual(["large.bin", "small.bin"]);
+    });
+
+    it("says clearly when the account may not write or create the container (tempauth: 403 for a non-admin)", async () => {
+      const c = container("pantri-denied");
+      const store = await open({ container: c, user: ep.user2, key: ep.key2 });
+      const err = await failureOf(store.put("x.bin", sourceFromBuffer(randomBytes(10))));
+      expect(err).toBeInstanceOf(StoreError);
+      expect((err as StoreError).status).toBe(403);
+      expect(err.message).toContain(`not allowed to write to container "${c}"`);
+      expect(err.message).toMatch(/create it .*or use an account with rights/);
+      expect(err.message).not.toContain(ep.key2);
+    });
+
+    it("fails a wrong key with a clear, non-retryable error that names the settings and hides the key", async () => {
+      // Its own cache dir: the cache is per (authUrl, user), and test:tester's token is cached.
+      const store = await createSwiftStore(
+        { authUrl: ep.authUrl, user: ep.user, key: "wrong-key-value", container: container("pantri-badkey") },
+        { ...context(), cacheDir: join(workDir, "badkey-cache") },
+      );
+      stores.push(store);
+      const err = await failureOf(store.head("x.bin"));
+      expect(err).toBeInstanceOf(StoreError);
+      expect((err as StoreError).status).toBe(401);
+      expect(err.message).toContain("authentication failed: check user/key (objectStore.user/key or ST_USER/ST_KEY)");
+      expect(err.message).not.toContain("wrong-key-value");
+      expect((err as StoreError).exitCode).toBe(1);
+    });
+
+    it("stores names with spaces, #, ?, %, +, & and UTF-8 exactly as the swift CLI lists them", async () => {
+      const c = container("pantri-names");
+      const store = await open({ container: c });
+      const names = ["a b/c d.deb", "hash#tag.bin", "what?.bin", "100%/x.bin", "plus+and&amp.bin", "ünï/日本 語.pkg"];
+      for (const name of names) await store.put(name, sourceFromBuffer(Buffer.from(name)));
+      expect((await swift("list", c)).trim().split("\n").sort()).toEqual([...names].sort());
+      for (const name of names) expect((await readAll(await store.get(name))).toString()).toBe(name);
+    });
+
+    it("stores objects the swift CLI downloads byte for byte (plain and large)", async () => {
+      const c = container("pantri-xdown");
+      const store = await open({ container: c });
+      const small = randomBytes(123_457);
+      const large = randomBytes(3 * MiB + 5);
+      await store.put("dir/small.bin", sourceFromBuffer(small));
+      await store.put("dir/large.bin", sourceFromBuffer(large));
+      for (const [name, buf] of [
+        ["dir/small.bin", small],
+        ["dir/large.bin", large],
+      ] as const) {
+        const out = join(workDir, `down-${name.replace("/", "-")}`);
+        await swift("download", c, name, "-o", out);
+        expect((await readFile(out)).equals(buf)).toBe(true);
+      }
+    });
+
+    it("reads objects the swift CLI uploaded (plain and --use-slo) byte for byte", async () => {
+      const c = container("pantri-xup");
+      const store = await open({ container: c });
+      const plain = randomBytes(200_001);
+      const slo = randomBytes(3 * MiB + 11);
+      await writeFile(join(workDir, "plain.bin"), plain);
+      await writeFile(join(workDir, "slo.bin"), slo);
+      await swift("upload", c, "plain.bin", "--object-name", "up/plain.bin");
+      await swift("upload", c, "slo.bin", "--object-name", "up/slo.bin", "--use-slo", "-S", String(MiB));
+      expect((await rawHead(c, "up/slo.bin"))["x-static-large-object"]).toBe("True");
+      expect((await readAll(await store.get("up/plain.bin"))).equals(plain)).toBe(true);
+      expect((await readAll(await store.get("up/slo.bin"))).equals(slo)).toBe(true);
+      expect(await store.head("up/slo.bin")).toEqual({ key: "up/slo.bin", size: slo.length });
+      containers.add(`${c}_segments`);
+    });
+
+    it("pages listings with marker (listPageSize 3 over 10 objects)", async () => {
+      const c = container("pantri-pages");
+      const log: string[] = [];
+      const store = await open({ container: c, listPageSize: 3 }, log);
+      const expected: ObjectMeta[] = [];
+      for (let i = 0; i < 10; i++) {
+        const key = `p/obj-${i}.bin`;
+        await store.put(key, sourceFromBuffer(randomBytes(i)));
+        expected.push({ key, size: i });
+      }
+      await store.put("q/other.bin", sourceFromBuffer(randomBytes(1)));
+      log.length = 0;
+      expect(await collect(store.list?.("p/") ?? [])).toEqual(expected);
+      const pages = log.filter((l) => /^swift: GET \S+\?format=json/.test(l));
+      expect(pages).toHaveLength(4); // 3 + 3 + 3 + 1
+      expect(pages[1]).toContain("marker=p%2Fobj-2.bin");
+    });
+
+    it("authenticate() caches a token that testAuth() accepts; a garbage cached token makes testAuth() false without logging in", async () => {
+      const log: string[] = [];
+      const store = await open({ container: container("pantri-auth") }, log);
+      const result = await store.authenticate?.();
+      expect(result?.detail).toMatch(/\/v1\/AUTH_test$/);
+      expect(result?.cachedAt).toMatch(/swift-token-[0-9a-f]+\.json$/);
+      await noteToken();
+      expect(await store.testAuth?.()).toBe(true);
+
+      const path = result?.cachedAt as string;
+      const entry = JSON.parse(await readFile(path, "utf8")) as { token: string };
+      await writeFile(path, JSON.stringify({ ...entry, token: "AUTH_tkgarbagegarbagegarbagegarbage00" }));
+      log.length = 0;
+      expect(await store.testAuth?.()).toBe(false);
+      expect(log.some((l) => l.includes("logging in"))).toBe(false);
+      await rm(path);
+      expect(await store.testAuth?.()).toBe(false);
+    });
+
+    it("uses the password file's credentials in place of user/key", async () => {
+      const pw = join(workDir, "password.json");
+      await writeFile(pw, JSON.stringify({ username: ep.user, password: ep.key }), { mode: 0o600 });
+      const c = container("pantri-pwfile");
+      const store = await createSwiftStore(
+        { authUrl: ep.authUrl, user: "nobody:none", key: "not-the-key", container: c },
+        { ...context(), passwordFile: await readPasswordFile(pw) },
+      );
+      stores.push(store);
+      await store.put("via-password-file.bin", sourceFromBuffer(Buffer.from("hello")));
+      expect(await store.head("via-password-file.bin")).toEqual({ key: "via-password-file.bin", size: 5 });
+    });
+
+    it("never puts a key or token in a log line, an error message or a description", async () => {
+      for (const file of await tokenFiles()) tokensSeen.add((JSON.parse(await readFile(join(cacheDir, file), "utf8")) as { token: string }).token);
+      expect(tokensSeen.size).toBeGreaterThan(0);
+      expect(logLines.length).toBeGreaterThan(100);
+      expect(errorTexts.length).toBeGreaterThan(0);
+      const secrets = [ep.key, ep.key2, "wrong-key-value", "not-the-key", ...tokensSeen];
+      const texts = [...logLines, ...errorTexts, ...stores.map((s) => s.description)];
+      for (const secret of secrets) {
+        const leaks = texts.filter((t) => t.includes(secret));
+        expect(leaks, `"${secret.slice(0, 6)}…" leaked`).toEqual([]);
+      }
+    });
+  });
+});
