@@ -101,10 +101,14 @@ const LABELS: [keyof Pick<CommandResult, "stored" | "retrieved" | "copied" | "re
   ["failed", "FAILED"],
 ];
 
-function line(label: string, i: ItemResult, dry: boolean): string {
+const VERBS: Record<string, string> = { stored: "store", retrieved: "retrieve", copied: "copy", removed: "remove" };
+
+function line(label: string, i: ItemResult, mode: "done" | "dry" | "status"): string {
   const extra = i.error ?? i.reason;
   const uploaded = i.uploaded === false ? " (already in store)" : "";
-  return `${(dry ? `would ${label}` : label).padEnd(16)} ${i.path}${uploaded}${extra ? `  (${extra})` : ""}`;
+  const verb = VERBS[label];
+  const shown = verb && mode === "dry" ? `would ${verb}` : verb && mode === "status" ? `to ${verb}` : label;
+  return `${shown.padEnd(16)} ${i.path}${uploaded}${extra ? `  (${extra})` : ""}`;
 }
 
 /** Human rendering: one line per item on stdout (skips only with --verbose), a summary on stderr. */
@@ -112,11 +116,17 @@ export function renderHuman(result: CommandResult, opts: HumanOptions): void {
   const out = opts.stdout ?? process.stdout;
   const err = opts.stderr ?? process.stderr;
   const dry = result.dryRun && result.command !== "status";
+  const mode = result.command === "status" ? "status" : dry ? "dry" : "done";
   for (const [key, label] of LABELS) {
     if (key === "skipped" && !opts.verbose) continue;
     if (opts.quiet && key !== "failed") continue;
     const target = key === "failed" ? err : out;
-    for (const i of result[key]) target.write(`${line(label, i, dry && key !== "failed")}\n`);
+    for (const i of result[key]) target.write(`${line(label, i, key === "failed" ? "done" : mode)}\n`);
+  }
+  if (result.command === "auth" && !opts.quiet) {
+    const d = result.details;
+    if (d.valid !== undefined) out.write(`${d.valid ? "token valid" : "no valid token"} for ${String(d.store)}\n`);
+    else out.write(`${d.note ? String(d.note) : `authenticated to ${String(d.store)}${d.detail ? ` (${String(d.detail)})` : ""}`}\n`);
   }
   if (opts.quiet) return;
   const counts = LABELS.filter(([k]) => result[k].length > 0).map(([k]) => `${result[k].length} ${k}`).join(", ") || "nothing to do";

@@ -48,4 +48,25 @@ describe("renderHuman", () => {
     expect(out2.get()).toBe("");
     expect(err2.get()).toContain("p/b");
   });
+  it("words status as what would happen, and dry runs as 'would'", () => {
+    const capture = () => {
+      const s = new PassThrough();
+      let text = "";
+      s.on("data", (d: Buffer) => (text += d.toString()));
+      return { s, get: () => text };
+    };
+    const st = emptyResult("status", true);
+    st.retrieved.push({ path: "p/a", reason: "missing in dest" });
+    const out = capture();
+    renderHuman(finish(st), { json: false, quiet: true, verbose: false, stdout: out.s, stderr: capture().s as unknown as NodeJS.WriteStream });
+    expect(out.get()).toBe("");
+    const out2 = capture();
+    renderHuman(finish(st), { json: false, quiet: false, verbose: false, stdout: out2.s, stderr: capture().s as unknown as NodeJS.WriteStream });
+    expect(out2.get()).toMatch(/^to retrieve\s+p\/a/);
+    const dry = emptyResult("store", true);
+    dry.stored.push({ path: "p/b" });
+    const out3 = capture();
+    renderHuman(finish(dry), { json: false, quiet: false, verbose: false, stdout: out3.s, stderr: capture().s as unknown as NodeJS.WriteStream });
+    expect(out3.get()).toMatch(/^would store\s+p\/b/);
+  });
 });
