@@ -46,7 +46,12 @@ export class Session {
     const env = opts.env ?? process.env;
     const root = await findRepoRoot(opts.repo ? resolve(cwd, opts.repo) : cwd);
     const config = await loadConfig({ repoRoot: root, configFile: opts.configFile, env, cwd, overrides: opts.overrides });
-    return new Session(root, new Git(root), config, opts.report ?? silentReporter, env, opts);
+    const session = new Session(root, new Git(root), config, opts.report ?? silentReporter, env, opts);
+    // Open every configured store now: an unknown store type or bad store options are a
+    // configuration error (exit 2) whether or not this run has anything to transfer. Adapters
+    // load their SDKs and authenticate only on first use, so this costs no request.
+    await Promise.all([session.baseStore(), ...config.configuredShelves.map((s) => session.storeFor(s))]);
+    return session;
   }
 
   settings(shelf: string): ShelfSettings {

@@ -149,7 +149,8 @@ const createLocalStore: StoreFactory = (options, context) => {
         if (existing?.isFile() && existing.size === size) await rm(temp, { force: true });
         else await rename(temp, file);
       } catch (err) {
-        await rm(temp, { force: true });
+        // Cleanup must not mask the real cause (e.g. the store path is not a folder).
+        await rm(temp, { force: true }).catch(() => undefined);
         if (err instanceof StoreError || opts.signal?.aborted) throw err;
         throw fail(key, "cannot write it", err);
       }
