@@ -56,17 +56,7 @@ interface StoreLayer {
 }
 
 /** One layer of shelf-level settings, as given (paths not yet resolved). */
-interface Layer {
-  objectStore?: StoreLayer;
-  destSync?: string;
-  ignorePatterns?: string[];
-  binaryOverrides?: string[];
-  keepFiles?: string[];
-  checksum?: boolean;
-  concurrency?: number;
-  jsonOutputDir?: string;
-  passwordFile?: string;
-}
+type Layer = Omit<ShelfUserConfig, "objectStore"> & { objectStore?: StoreLayer };
 
 /** What relative paths in a layer are relative to. */
 interface PathBase {
@@ -334,10 +324,15 @@ function readEnvironment(env: NodeJS.ProcessEnv, problems: string[]): EnvLayer {
   set("authUrl", "ST_AUTH", "OS_AUTH_URL");
   set("user", "ST_USER", "OS_USERNAME");
   set("key", "ST_KEY", "OS_PASSWORD");
-  set("project", "OS_PROJECT_NAME");
+  set("userId", "OS_USER_ID");
+  set("project", "OS_PROJECT_NAME", "OS_TENANT_NAME");
+  set("projectId", "OS_PROJECT_ID", "OS_TENANT_ID");
   set("userDomain", "OS_USER_DOMAIN_NAME");
+  set("userDomainId", "OS_USER_DOMAIN_ID");
   set("projectDomain", "OS_PROJECT_DOMAIN_NAME");
+  set("projectDomainId", "OS_PROJECT_DOMAIN_ID");
   set("region", "OS_REGION_NAME");
+  set("interface", "OS_INTERFACE", "OS_ENDPOINT_TYPE");
   set("storageUrl", "OS_STORAGE_URL");
   set("token", "OS_AUTH_TOKEN");
   set("applicationCredentialId", "OS_APPLICATION_CREDENTIAL_ID");

@@ -4,6 +4,7 @@
  * No disk, no network, no git here, so every rule is unit-tested on plain data.
  */
 import { POINTER_SUFFIX } from "./pointer.js";
+import type { TreeChange } from "./git.js";
 import type { Pointer } from "./types.js";
 
 // ---------------------------------------------------------------- shared
@@ -135,14 +136,7 @@ export function planFullRetrieve(
 }
 
 /** One change between the synced commit and the target, as git reports it. */
-export interface TreeChangeFact {
-  status: "A" | "M" | "D" | "R" | "T" | "C";
-  path: string;
-  oldPath?: string;
-  mode: string;
-  oldMode: string;
-  oid: string;
-}
+export type TreeChangeFact = Pick<TreeChange, "status" | "path" | "oldPath" | "mode" | "oldMode" | "oid">;
 
 /**
  * Incremental: only what changed between the synced commit and the target. Added and modified

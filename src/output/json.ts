@@ -3,16 +3,8 @@ import type { CommandName, CommandResult, ItemResult } from "../core/result.js";
 /** Bumped only when a field changes meaning or goes away; new fields do not bump it. */
 export const SCHEMA_VERSION = 1;
 
-export interface ItemJson {
-  path: string;
-  file?: string;
-  reason?: string;
-  error?: string;
-  key?: string;
-  size?: number;
-  sha256?: string;
-  uploaded?: boolean;
-}
+/** An item in the JSON lists: the same fields core reports (see ItemResult). */
+export type ItemJson = ItemResult;
 
 /** The one document `--json` prints on stdout. Command-specific fields sit beside the lists. */
 export interface ResultJson {
@@ -31,12 +23,9 @@ export interface ResultJson {
   [detail: string]: unknown;
 }
 
+/** Copies an item without undefined fields, so documents stay small and stable. */
 function item(i: ItemResult): ItemJson {
-  const out: ItemJson = { path: i.path };
-  for (const k of ["file", "reason", "error", "key", "size", "sha256", "uploaded"] as const) {
-    if (i[k] !== undefined) (out as unknown as Record<string, unknown>)[k] = i[k];
-  }
-  return out;
+  return Object.fromEntries(Object.entries(i).filter(([, v]) => v !== undefined)) as ItemJson;
 }
 
 /** Pure mapping from a command's result to its JSON document. */
