@@ -17,15 +17,28 @@ export interface SwiftStoreUserConfig {
   authUrl?: string;
   /** `1` (tempauth/swauth, `ST_*`) or `3` (Keystone, `OS_*`). */
   authVersion?: 1 | 3 | "1" | "3";
+  /** v1: `account:user`; Keystone: the user name (or give `userId`). */
   user?: string;
+  /** v1 key, or the Keystone user's password. */
   key?: string;
+  /** Keystone: the project by name (with `projectDomain`/`projectDomainId`) or by id. */
   project?: string;
+  projectId?: string;
+  /** Keystone: the user by id instead of `user` + domain. */
+  userId?: string;
+  /** Keystone domains by name or id; unset, the domain with id `default`. */
   userDomain?: string;
+  userDomainId?: string;
   projectDomain?: string;
+  projectDomainId?: string;
+  /** Keystone: the catalog region of the object-store endpoint. */
   region?: string;
-  /** With `token`: a pre-authenticated storage URL; no auth request is made. */
+  /** Keystone: the catalog interface of the object-store endpoint (default `public`). */
+  interface?: "public" | "internal" | "admin";
+  /** With `token`: a pre-authenticated storage URL; no auth request is made. With a login, it replaces the catalog's. */
   storageUrl?: string;
   token?: string;
+  /** Keystone application credential (instead of user/key/project). */
   applicationCredentialId?: string;
   applicationCredentialSecret?: string;
   /** Created when missing. */

@@ -139,6 +139,13 @@ const authVersion: Check = (value, at, problems) => {
   return fail(problems, at, "must be 1 (tempauth, ST_AUTH) or 3 (Keystone, OS_AUTH_URL)", value);
 };
 
+/** Which catalog URL of the object-store service; python-swiftclient's `publicURL` spellings too. */
+const keystoneInterface: Check = (value, at, problems) => {
+  const bare = typeof value === "string" ? value.replace(/URL$/, "") : value;
+  if (bare === "public" || bare === "internal" || bare === "admin") return bare;
+  return fail(problems, at, 'must be "public", "internal" or "admin" (the Keystone catalog interface)', value);
+};
+
 const containerName: Check = (value, at, problems) => {
   if (typeof value !== "string" || value === "") return fail(problems, at, "must be a non-empty string", value);
   if (value.includes("/")) return fail(problems, at, "must not contain `/` (a Swift container name)", value);
@@ -168,9 +175,14 @@ const STORE_SPECS: ReadonlyMap<string, Spec> = new Map([
       user: { check: nonEmptyString() },
       key: { check: nonEmptyString(true) },
       project: { check: nonEmptyString() },
+      projectId: { alias: "project_id", check: nonEmptyString() },
+      userId: { alias: "user_id", check: nonEmptyString() },
       userDomain: { alias: "user_domain", check: nonEmptyString() },
+      userDomainId: { alias: "user_domain_id", check: nonEmptyString() },
       projectDomain: { alias: "project_domain", check: nonEmptyString() },
+      projectDomainId: { alias: "project_domain_id", check: nonEmptyString() },
       region: { check: nonEmptyString() },
+      interface: { alias: "endpoint_type", check: keystoneInterface },
       storageUrl: { alias: "storage_url", check: httpUrl },
       token: { check: nonEmptyString(true) },
       applicationCredentialId: { alias: "application_credential_id", check: nonEmptyString() },

@@ -18,7 +18,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { Agent, type Dispatcher } from "undici";
+import type { Agent, Dispatcher } from "undici";
 import { StoreError } from "../core/errors.js";
 import { parseRetryAfter } from "../core/retry.js";
 
@@ -59,8 +59,8 @@ export interface AuthContext {
 }
 
 /**
- * One way to obtain a Swift session. v1 tempauth and a pre-issued token are implemented; Keystone
- * v3 (POST /v3/auth/tokens, storage URL from the catalog) is another implementation of this.
+ * One way to obtain a Swift session: v1 tempauth and a pre-issued token here, Keystone v3
+ * (POST /v3/auth/tokens, storage URL from the catalog) in ./swift-keystone.ts.
  */
 export interface SwiftAuthMethod {
   /** Where credentials are checked, for messages; never holds a secret. */
@@ -213,27 +213,42 @@ const EXPIRY_MARGIN_MS = 60_000;
 
 export class SwiftClient {
   readonly description: string;
-  private readonly agent: Agent;
+  /**
+   * The connection pool, made on the first request: undici is ~110 modules plus a WebAssembly
+   * HTTP parser (0.1-0.3 s to load here), and a run that sends nothing (a no-op retrieve, a dry
+   * run, --help) must not pay for it.
+   */
+  private agent: Promise<Agent> | null = null;
   private readonly auth: SwiftAuthMethod;
   private readonly opts: SwiftClientOptions;
   /** Every secret met so far (the key, each token), scrubbed from any text leaving this client. */
   private readonly secrets = new Set<string>();
   /** One login in flight or done, shared by all concurrent requests. */
   private current: Promise<SwiftSession> | null = null;
+  /** What `current` resolved to, so its expiry can be checked without awaiting it. */
+  private settled: SwiftSession | null = null;
 
   constructor(opts: SwiftClientOptions) {
     this.opts = opts;
     this.auth = opts.auth;
     this.description = opts.description;
     for (const s of opts.auth.secrets) this.addSecret(s);
-    this.agent = new Agent({
-      // One connection per transfer plus one spare for logins and listings.
-      connections: opts.concurrency === null ? null : Math.max(1, opts.concurrency) + 1,
-      keepAliveTimeout: 30_000,
-      keepAliveMaxTimeout: 120_000,
-      headersTimeout: opts.timeoutMs,
-      bodyTimeout: opts.timeoutMs,
-    });
+  }
+
+  private dispatcher(): Promise<Agent> {
+    const { concurrency, timeoutMs } = this.opts;
+    this.agent ??= import("undici").then(
+      ({ Agent }) =>
+        new Agent({
+          // One connection per transfer plus one spare for logins and listings.
+          connections: concurrency === null ? null : Math.max(1, concurrency) + 1,
+          keepAliveTimeout: 30_000,
+          keepAliveMaxTimeout: 120_000,
+          headersTimeout: timeoutMs,
+          bodyTimeout: timeoutMs,
+        }),
+    );
+    return this.agent;
   }
 
   /** The token cache file, or null when tokens are not cached. */
@@ -255,23 +270,24 @@ export class SwiftClient {
     this.opts.log(this.redact(message));
   }
 
-  /** The current session: from memory, else the token cache, else a login. */
+  /**
+   * The current session: from memory, else the token cache, else a login. A session about to
+   * expire (Keystone says when) is replaced by a new login before it is handed out, so a long
+   * run renews its token in time instead of collecting a 401 on every request in flight.
+   */
   session(): Promise<SwiftSession> {
-    this.current ??= this.loadOrLogin().catch((err: unknown) => {
+    if (this.settled && this.auth.renewable && expiresSoon(this.settled)) {
+      this.log(`swift: the token for ${this.auth.endpoint} expires at ${new Date(this.settled.expiresAt ?? 0).toISOString()}; logging in again`);
+      this.settled = null;
       this.current = null;
-      throw err;
-    });
-    return this.current;
+      return this.track(this.loginAndCache());
+    }
+    return this.current ?? this.track(this.loadOrLogin());
   }
 
   /** Logs in now (ignoring any cached token) and caches the new token. */
   async authenticate(signal?: AbortSignal): Promise<{ session: SwiftSession; cachedAt?: string }> {
-    const login = this.loginAndCache(signal);
-    this.current = login.catch((err: unknown) => {
-      this.current = null;
-      throw err;
-    });
-    const session = await login;
+    const session = await this.track(this.loginAndCache(signal));
     return { session, cachedAt: this.cacheFile ?? undefined };
   }
 
@@ -329,8 +345,9 @@ export class SwiftClient {
 
   /** Idempotent: closing twice (a caller and a test harness) is not an error. */
   async close(): Promise<void> {
-    if (this.agent.closed || this.agent.destroyed) return;
-    await this.agent.close();
+    const agent = await this.agent?.catch(() => null);
+    if (!agent || agent.closed || agent.destroyed) return;
+    await agent.close();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -349,7 +366,7 @@ export class SwiftClient {
     let res: Dispatcher.ResponseData;
     const url = new URL(req.url);
     try {
-      res = await this.agent.request({
+      res = await (await this.dispatcher()).request({
         origin: url.origin,
         path: `${url.pathname}${url.search}`,
         method: req.method,
@@ -373,10 +390,27 @@ export class SwiftClient {
     return this.opts.storageUrl ? { ...s, storageUrl: this.opts.storageUrl } : s;
   }
 
+  /** Makes `login` the session every request shares; a failed login is forgotten, not cached. */
+  private track(login: Promise<SwiftSession>): Promise<SwiftSession> {
+    const current: Promise<SwiftSession> = login.then(
+      (session) => {
+        if (this.current === current) this.settled = session;
+        return session;
+      },
+      (err: unknown) => {
+        if (this.current === current) this.current = null;
+        throw err;
+      },
+    );
+    this.current = current;
+    this.settled = null;
+    return current;
+  }
+
   private async loadOrLogin(): Promise<SwiftSession> {
     if (this.auth.renewable) {
       const cached = await this.readCache();
-      if (cached && (cached.expiresAt === undefined || cached.expiresAt - EXPIRY_MARGIN_MS > Date.now())) {
+      if (cached && !expiresSoon(cached)) {
         this.log(`swift: using the cached token for ${this.auth.endpoint}`);
         return cached;
       }
@@ -388,12 +422,7 @@ export class SwiftClient {
   private async renew(stale: SwiftSession): Promise<SwiftSession> {
     const now = await this.session().catch(() => null);
     if (now && now.token !== stale.token) return now;
-    const login = this.loginAndCache();
-    this.current = login.catch((err: unknown) => {
-      this.current = null;
-      throw err;
-    });
-    return login;
+    return this.track(this.loginAndCache());
   }
 
   private async loginAndCache(signal?: AbortSignal): Promise<SwiftSession> {
@@ -455,11 +484,12 @@ export class SwiftClient {
     if (req.container !== undefined) path += `/${encodeSwiftName(req.container)}`;
     if (req.object !== undefined) path += `/${encodeSwiftName(req.object)}`;
     if (req.query) path += `?${new URLSearchParams(req.query).toString()}`;
+    const agent = await this.dispatcher();
     const body = req.body?.() ?? null;
     const started = Date.now();
     let res: Dispatcher.ResponseData;
     try {
-      res = await this.agent.request({
+      res = await agent.request({
         origin: base.origin,
         path,
         method: req.method,
@@ -517,6 +547,11 @@ export function safeUrl(url: string): string {
   } catch {
     return "(invalid URL)";
   }
+}
+
+/** True when the session's announced expiry is less than EXPIRY_MARGIN_MS away (or past). */
+function expiresSoon(session: SwiftSession): boolean {
+  return session.expiresAt !== undefined && session.expiresAt - EXPIRY_MARGIN_MS <= Date.now();
 }
 
 function statusText(status: number): string {

@@ -3,6 +3,7 @@ import { Readable } from "node:stream";
 import { ConfigError, StoreError } from "../core/errors.js";
 import { withRetry } from "../core/retry.js";
 import { withBatch } from "./batch.js";
+import { KEYSTONE_INTERFACES, KeystoneV3, type KeystoneCredential, type KeystoneInterface } from "./swift-keystone.js";
 import {
   PreIssuedToken,
   SwiftClient,
@@ -39,9 +40,13 @@ const SEGMENT_INDEX_DIGITS = 8;
 
 export interface SwiftStoreOptions {
   authUrl?: string;
-  authVersion: 1;
+  authVersion: 1 | 3;
   user?: string;
   key?: string;
+  /** Keystone v3 only: the login, when authUrl + credentials are complete. */
+  keystone?: KeystoneCredential;
+  region?: string;
+  interface: KeystoneInterface;
   storageUrl?: string;
   token?: string;
   container: string;
@@ -108,28 +113,83 @@ export function parseSwiftOptions(options: StoreOptions, context: StoreContext):
     key = context.passwordFile.password;
   }
 
-  const version = options.authVersion ?? (authUrl && /\/v3\/?$/.test(new URL(authUrl).pathname) ? 3 : 1);
-  // v1 is the only auth implemented; Keystone v3 would be another SwiftAuthMethod.
-  const authVersion = 1 as const;
-  if (version === 3 || version === "3" || version === "3.0") {
-    problems.push("objectStore.authVersion 3: Keystone v3 is not supported yet; use a v1 auth URL (ST_AUTH) or storageUrl + token");
-  } else if (version !== 1 && version !== "1" && version !== "1.0") {
-    problems.push(`objectStore.authVersion must be 1 or 3 (got ${JSON.stringify(version)})`);
+  const project = str("project");
+  const projectId = str("projectId");
+  const userId = str("userId");
+  const userDomain = str("userDomain");
+  const userDomainId = str("userDomainId");
+  const projectDomain = str("projectDomain");
+  const projectDomainId = str("projectDomainId");
+  const region = str("region");
+  const appCredId = str("applicationCredentialId");
+  const appCredSecret = str("applicationCredentialSecret");
+  const keystoneOnly = [project, projectId, userId, userDomain, userDomainId, projectDomain, projectDomainId, appCredId, appCredSecret];
+
+  // Not given: a `/v3` auth URL or any Keystone-only setting means Keystone, else v1.
+  const version =
+    options.authVersion ??
+    ((authUrl && /\/v3\/?$/.test(new URL(authUrl).pathname)) || keystoneOnly.some((v) => v !== undefined) ? 3 : 1);
+  let authVersion: 1 | 3 = 1;
+  if (version === 3 || version === "3" || version === "3.0") authVersion = 3;
+  else if (version !== 1 && version !== "1" && version !== "1.0") problems.push(`objectStore.authVersion must be 1 or 3 (got ${JSON.stringify(version)})`);
+
+  let iface: KeystoneInterface = "public";
+  const ifaceName = str("interface");
+  if (ifaceName !== undefined) {
+    // python-swiftclient's OS_ENDPOINT_TYPE spells them publicURL, internalURL, adminURL.
+    const bare = ifaceName.replace(/URL$/, "");
+    const known = KEYSTONE_INTERFACES.find((i) => i === bare);
+    if (known) iface = known;
+    else problems.push(`objectStore.interface must be one of ${KEYSTONE_INTERFACES.join(", ")} (got ${JSON.stringify(ifaceName)})`);
   }
 
-  const haveLogin = authUrl !== undefined || user !== undefined || key !== undefined;
-  if (!(storageUrl && token)) {
-    if (!haveLogin) {
-      problems.push(
-        "no Swift credentials: set objectStore.authUrl, objectStore.user and objectStore.key (or ST_AUTH, ST_USER, ST_KEY, or retrieve -p with a password file), or objectStore.storageUrl + objectStore.token (OS_STORAGE_URL + OS_AUTH_TOKEN)",
-      );
-    } else {
-      if (!authUrl) problems.push("objectStore.authUrl (or ST_AUTH) is not set: the Swift v1 auth URL, e.g. https://swift.example.com/auth/v1.0");
-      if (!user) problems.push("objectStore.user (or ST_USER) is not set: the Swift user, e.g. account:user");
-      if (!key) problems.push("objectStore.key (or ST_KEY) is not set: the Swift key (or use retrieve -p with a password file)");
+  let keystone: KeystoneCredential | undefined;
+  if (authVersion === 1) {
+    const haveLogin = authUrl !== undefined || user !== undefined || key !== undefined;
+    if (!(storageUrl && token)) {
+      if (!haveLogin) {
+        problems.push(
+          "no Swift credentials: set objectStore.authUrl, objectStore.user and objectStore.key (or ST_AUTH, ST_USER, ST_KEY, or retrieve -p with a password file), or objectStore.storageUrl + objectStore.token (OS_STORAGE_URL + OS_AUTH_TOKEN)",
+        );
+      } else {
+        if (!authUrl) problems.push("objectStore.authUrl (or ST_AUTH) is not set: the Swift v1 auth URL, e.g. https://swift.example.com/auth/v1.0");
+        if (!user) problems.push("objectStore.user (or ST_USER) is not set: the Swift user, e.g. account:user");
+        if (!key) problems.push("objectStore.key (or ST_KEY) is not set: the Swift key (or use retrieve -p with a password file)");
+      }
     }
-    if (token && !storageUrl) problems.push("objectStore.token is set but objectStore.storageUrl (or OS_STORAGE_URL) is not: a token needs its storage URL");
+  } else {
+    if (authUrl && /\/v2\.0\/?$/.test(new URL(authUrl).pathname)) {
+      problems.push("objectStore.authUrl (OS_AUTH_URL) is a Keystone v2.0 URL: pantri speaks Keystone v3; use the same endpoint with /v3");
+    }
+    const appCred = appCredId !== undefined || appCredSecret !== undefined;
+    const password = user !== undefined || userId !== undefined || key !== undefined;
+    const missing: string[] = [];
+    if (appCred) {
+      if (appCredId === undefined) missing.push("objectStore.applicationCredentialId (OS_APPLICATION_CREDENTIAL_ID) is not set: the application credential's id");
+      if (appCredSecret === undefined) missing.push("objectStore.applicationCredentialSecret (OS_APPLICATION_CREDENTIAL_SECRET) is not set: the application credential's secret");
+      if (appCredId !== undefined && appCredSecret !== undefined) keystone = { kind: "applicationCredential", id: appCredId, secret: appCredSecret };
+    } else if (password) {
+      if (user === undefined && userId === undefined) missing.push("objectStore.user or objectStore.userId (OS_USERNAME or OS_USER_ID) is not set: the Keystone user");
+      if (key === undefined) missing.push("objectStore.key (OS_PASSWORD) is not set: the Keystone user's password (or use -p with a password file)");
+      if (project === undefined && projectId === undefined)
+        missing.push("objectStore.project or objectStore.projectId (OS_PROJECT_NAME or OS_PROJECT_ID) is not set: the project whose Swift account to use");
+      if (missing.length === 0 && key !== undefined) {
+        keystone = { kind: "password", user, userId, userDomain, userDomainId, password: key, project, projectId, projectDomain, projectDomainId };
+      }
+    }
+    if (keystone && !authUrl) missing.push("objectStore.authUrl (OS_AUTH_URL) is not set: the Keystone identity endpoint, e.g. https://keystone.example.com:5000/v3");
+    if (!(storageUrl && token)) {
+      if (!appCred && !password) {
+        problems.push(
+          "no Keystone credentials: set objectStore.authUrl with user, key and project (OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, plus OS_USER_DOMAIN_NAME and OS_PROJECT_DOMAIN_NAME), or with applicationCredentialId + applicationCredentialSecret (OS_APPLICATION_CREDENTIAL_ID/SECRET), or objectStore.storageUrl + objectStore.token (OS_STORAGE_URL + OS_AUTH_TOKEN)",
+        );
+      }
+      problems.push(...missing);
+    } else if (keystone && authUrl === undefined) {
+      keystone = undefined; // a pre-issued token it is
+    }
   }
+  if (token && !storageUrl) problems.push("objectStore.token is set but objectStore.storageUrl (or OS_STORAGE_URL) is not: a token needs its storage URL");
 
   const concurrency = typeof options.concurrency === "number" && options.concurrency >= 1 ? Math.floor(options.concurrency) : null;
   const result: SwiftStoreOptions = {
@@ -137,6 +197,9 @@ export function parseSwiftOptions(options: StoreOptions, context: StoreContext):
     authVersion,
     user,
     key,
+    keystone: authUrl ? keystone : undefined,
+    region,
+    interface: iface,
     storageUrl,
     token,
     container: container ?? "",
@@ -151,8 +214,9 @@ export function parseSwiftOptions(options: StoreOptions, context: StoreContext):
 }
 
 function authMethodFor(o: SwiftStoreOptions): SwiftAuthMethod {
-  // A login when we can log in (it renews on 401); a pre-issued token only otherwise.
-  if (o.authUrl && o.user && o.key) return new TempAuthV1(o.authUrl, o.user, o.key);
+  // A login when we can log in (it renews on 401 and before expiry); a pre-issued token only otherwise.
+  if (o.authVersion === 3 && o.authUrl && o.keystone) return new KeystoneV3({ authUrl: o.authUrl, credential: o.keystone, region: o.region, interface: o.interface });
+  if (o.authVersion === 1 && o.authUrl && o.user && o.key) return new TempAuthV1(o.authUrl, o.user, o.key);
   if (o.storageUrl && o.token) return new PreIssuedToken(o.storageUrl, o.token);
   throw new ConfigError("no usable Swift credentials (see objectStore.authUrl/user/key or storageUrl/token)");
 }
@@ -194,12 +258,15 @@ function rangeStream(source: PutSource, start: number, length: number, onChunk: 
     (async function* () {
       let left = length;
       for await (const c of inner) {
+        // Stop only if the source has MORE than asked for: leaving a for-await early destroys
+        // the stream with an AbortError (a stack trace per upload), so a source that ends on
+        // time is read to its natural end.
+        if (left === 0) break;
         const chunk = Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array);
         const part = chunk.length > left ? chunk.subarray(0, left) : chunk;
         left -= part.length;
         onChunk(part);
         yield part;
-        if (left === 0) break;
       }
       if (left > 0) throw new Error(`the source ended ${left} bytes early (bytes ${start}..${start + length - 1}): did the file change while uploading?`);
     })(),
@@ -225,7 +292,8 @@ const createSwiftStore: StoreFactory = (options, context) => {
   const description = `swift container "${o.container}" at ${safeUrl(o.storageUrl ?? o.authUrl ?? "")}`;
   const client = new SwiftClient({
     auth,
-    storageUrl: auth instanceof TempAuthV1 ? o.storageUrl : undefined,
+    // With a login, a configured storage URL replaces the one the login returns (swift --os-storage-url).
+    storageUrl: auth.renewable ? o.storageUrl : undefined,
     cacheDir: context.cacheDir,
     description,
     concurrency: o.concurrency,
@@ -275,7 +343,8 @@ const createSwiftStore: StoreFactory = (options, context) => {
     }
   }
 
-  async function putSingle(key: string, source: PutSource, opts: RequestOptions): Promise<void> {
+  /** One create-only PUT; true when it stored the object, false when the key was taken (412). */
+  async function putSingle(key: string, source: PutSource, opts: RequestOptions): Promise<boolean> {
     let md5: Hash = createHash("md5");
     const res = await putCreatingContainer(
       {
@@ -299,7 +368,7 @@ const createSwiftStore: StoreFactory = (options, context) => {
     await res.body.dump();
     if (res.status === 412) {
       client.log(`swift: ${key} is already stored (412)`);
-      return;
+      return false;
     }
     const sent = md5.digest("hex");
     const etag = bareEtag(header(res.headers, "etag"));
@@ -308,6 +377,7 @@ const createSwiftStore: StoreFactory = (options, context) => {
       await client.request({ method: "DELETE", container: o.container, object: key, accept: [404], key }).then((r) => r.body.dump());
       throw fail(`corrupted on upload: Swift's ETag ${etag} is not the MD5 ${sent} of what was sent; removed it`, key, { retryable: true });
     }
+    return true;
   }
 
   function segmentName(key: string, size: number, index: number): string {
@@ -350,7 +420,8 @@ const createSwiftStore: StoreFactory = (options, context) => {
     return sent;
   }
 
-  async function putLarge(key: string, source: PutSource, opts: RequestOptions): Promise<void> {
+  /** Segments, then a create-only manifest; false when the manifest's key was taken (412). */
+  async function putLarge(key: string, source: PutSource, opts: RequestOptions): Promise<boolean> {
     const count = Math.ceil(source.size / o.segmentSize);
     const manifest: ManifestEntry[] = [];
     for (let i = 0; i < count; i++) {
@@ -381,6 +452,7 @@ const createSwiftStore: StoreFactory = (options, context) => {
     );
     await res.body.dump();
     client.log(`swift: ${key}: ${res.status === 412 ? "already stored" : `stored as a static large object of ${count} segments`}`);
+    return res.status !== 412;
   }
 
   async function head(key: string, opts: RequestOptions = {}): Promise<ObjectMeta | null> {
@@ -471,7 +543,15 @@ const createSwiftStore: StoreFactory = (options, context) => {
   return withBatch({
     description,
     head,
-    put: (key, source, opts = {}) => (source.size <= o.segmentSize ? putSingle(key, source, opts) : putLarge(key, source, opts)),
+    put: async (key, source, opts = {}) => {
+      await (source.size <= o.segmentSize ? putSingle(key, source, opts) : putLarge(key, source, opts));
+    },
+    // A single object is one create-only PUT; a large one is asked about before its segments go up.
+    putIfAbsent: async (key, source, opts = {}) => {
+      if (source.size <= o.segmentSize) return putSingle(key, source, opts);
+      if (await head(key, opts)) return false;
+      return putLarge(key, source, opts);
+    },
     get,
     list,
     delete: remove,
@@ -489,6 +569,8 @@ const createSwiftStore: StoreFactory = (options, context) => {
     async testAuth(opts: RequestOptions = {}) {
       const session = await client.cachedSession();
       if (!session) return false;
+      // Past its announced expiry a token is invalid, whatever Swift's token cache still says.
+      if (session.expiresAt !== undefined && session.expiresAt <= Date.now()) return false;
       const res = await client.request({ method: "HEAD", session, reauth: false, accept: [401, 403], signal: opts.signal });
       await res.body.dump();
       return res.status >= 200 && res.status < 300;

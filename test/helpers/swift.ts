@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { request } from "undici";
 import { describe, it } from "vitest";
 
 export interface SwiftEndpoints {
@@ -76,4 +77,139 @@ export function uniqueContainer(prefix = "pantri"): string {
       .replace(/^-+|-+$/g, "")
       .slice(0, 40) || "pantri";
   return `${clean}-${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`;
+}
+
+/**
+ * The Keystone that `scripts/swift-server.sh start` runs when Keystone is installed
+ * (`install-keystone`), and the second Swift proxy that trusts it (authtoken + keystoneauth).
+ */
+export interface KeystoneEndpoints {
+  /** The identity endpoint, ending in /v3. */
+  keystoneUrl: string;
+  /** The region of the working object-store endpoints (public and internal). */
+  keystoneRegion: string;
+  /** A region whose only (public) object-store endpoint is unreachable. */
+  keystoneRegion2: string;
+  /** swiftuser: role member on swiftproject, both in domain keystoneUserDomain. */
+  keystoneUser: string;
+  keystonePassword: string;
+  keystoneUserId: string;
+  keystoneProject: string;
+  keystoneProjectId: string;
+  keystoneUserDomain: string;
+  keystoneUserDomainId: string;
+  keystoneProjectDomain: string;
+  keystoneProjectDomainId: string;
+  /** swiftreader: role reader only, which keystoneauth gives no Swift rights. */
+  keystoneReader: string;
+  keystoneReaderPassword: string;
+  /** An application credential of swiftuser. */
+  keystoneAppCredId: string;
+  keystoneAppCredSecret: string;
+  /** swiftproject's account on the Keystone proxy: the catalog's RegionOne public URL. */
+  keystoneSwiftUrl: string;
+  keystoneProxyUrl: string;
+}
+
+const KEYSTONE_KEYS = [
+  "keystoneUrl",
+  "keystoneRegion",
+  "keystoneRegion2",
+  "keystoneUser",
+  "keystonePassword",
+  "keystoneUserId",
+  "keystoneProject",
+  "keystoneProjectId",
+  "keystoneUserDomain",
+  "keystoneUserDomainId",
+  "keystoneProjectDomain",
+  "keystoneProjectDomainId",
+  "keystoneReader",
+  "keystoneReaderPassword",
+  "keystoneAppCredId",
+  "keystoneAppCredSecret",
+  "keystoneSwiftUrl",
+  "keystoneProxyUrl",
+] as const;
+
+export const KEYSTONE_NOT_RUNNING =
+  "Keystone test server not running: run scripts/swift-server.sh install-keystone, then scripts/swift-server.sh start --with-keystone";
+
+/** The Keystone keys of the endpoints file, or null when it has none (Swift started without Keystone). */
+export function keystoneEndpoints(): KeystoneEndpoints | null {
+  const file = process.env.PANTRI_SWIFT_ENDPOINTS ?? "/tmp/pantri-swift/endpoints.json";
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(file, "utf8"));
+  } catch {
+    return null;
+  }
+  const o = data as Record<string, unknown> | null;
+  if (!o || typeof o !== "object" || !KEYSTONE_KEYS.every((k) => typeof o[k] === "string")) return null;
+  return Object.fromEntries(KEYSTONE_KEYS.map((k) => [k, o[k]])) as unknown as KeystoneEndpoints;
+}
+
+const KEYSTONE_ABSENT: KeystoneEndpoints = Object.fromEntries(KEYSTONE_KEYS.map((k) => [k, ""])) as unknown as KeystoneEndpoints;
+
+/**
+ * A describe block for tests against the real Keystone and its Swift proxy. Without them: with
+ * PANTRI_REQUIRE_SWIFT=1 (CI) a test fails saying how to start them; otherwise skipped.
+ */
+export function describeKeystone(name: string, fn: (endpoints: KeystoneEndpoints) => void): void {
+  const endpoints = keystoneEndpoints();
+  if (endpoints) {
+    describe(name, () => fn(endpoints));
+  } else if (swiftRequired) {
+    describe(name, () => {
+      it("needs the Keystone test server", () => {
+        throw new Error(KEYSTONE_NOT_RUNNING);
+      });
+    });
+  } else {
+    describe.skipIf(true)(name, () => fn(KEYSTONE_ABSENT));
+  }
+}
+
+/** swift store options for swiftuser's password login by names, as a clouds.yaml would give them. */
+export function keystoneStoreOptions(ep: KeystoneEndpoints): Record<string, string> {
+  return {
+    authUrl: ep.keystoneUrl,
+    user: ep.keystoneUser,
+    key: ep.keystonePassword,
+    project: ep.keystoneProject,
+    userDomain: ep.keystoneUserDomain,
+    projectDomain: ep.keystoneProjectDomain,
+    region: ep.keystoneRegion,
+  };
+}
+
+/**
+ * Empties and deletes swiftproject's containers (and their `_segments` twins) over plain HTTP with
+ * one application-credential token: the swift CLI costs seconds per call.
+ */
+export async function removeKeystoneContainers(ep: KeystoneEndpoints, containers: readonly string[]): Promise<void> {
+  const login = await request(`${ep.keystoneUrl}/auth/tokens`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      auth: { identity: { methods: ["application_credential"], application_credential: { id: ep.keystoneAppCredId, secret: ep.keystoneAppCredSecret } } },
+    }),
+  });
+  await login.body.dump();
+  const token = String(login.headers["x-subject-token"]);
+  const call = async (method: "GET" | "DELETE", path: string): Promise<string> => {
+    const res = await request(`${ep.keystoneSwiftUrl}/${path}`, { method, headers: { "x-auth-token": token } });
+    return res.body.text();
+  };
+  for (const c of containers.flatMap((name) => [name, `${name}_segments`])) {
+    let objects: { name: string }[] = [];
+    try {
+      objects = JSON.parse(await call("GET", `${encodeURIComponent(c)}?format=json`)) as { name: string }[];
+    } catch {
+      objects = []; // a 404 page: no such container
+    }
+    // A plain DELETE of a manifest keeps its segments; they go with their own container here.
+    await Promise.all(objects.map((o) => call("DELETE", `${encodeURIComponent(c)}/${o.name.split("/").map(encodeURIComponent).join("/")}`)));
+    await call("DELETE", encodeURIComponent(c));
+  }
 }

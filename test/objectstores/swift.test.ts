@@ -67,9 +67,9 @@ describe("swift store options (no server needed)", () => {
     expect(message).not.toContain("s3cr3t-key");
   });
 
-  it("refuses Keystone v3 for now, and a segment size above 5 GiB", () => {
-    expect(make({ container: "c", authUrl: "http://h/v3", user: "u", key: "k" })).toThrow(/Keystone v3 is not supported yet/);
-    expect(make({ container: "c", authVersion: 3, authUrl: "http://h/auth", user: "u", key: "k" })).toThrow(/Keystone v3 is not supported yet/);
+  it("takes a /v3 auth URL as Keystone (which needs a project; see swift-keystone.test.ts), and refuses a segment size above 5 GiB", () => {
+    expect(make({ container: "c", authUrl: "http://h/v3", user: "u", key: "k" })).toThrow(/OS_PROJECT_NAME or OS_PROJECT_ID/);
+    expect(make({ container: "c", authVersion: 3, authUrl: "http://h/auth", user: "u", key: "k" })).toThrow(/OS_PROJECT_NAME or OS_PROJECT_ID/);
     expect(make({ container: "c", authUrl: "http://h/auth/v1.0", user: "u", key: "k", segmentSize: 6 * 1024 ** 3 })).toThrow(/segmentSize/);
   });
 
