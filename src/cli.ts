@@ -1,8 +1,9 @@
 import { readFileSync } from "node:fs";
+import { constants } from "node:os";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { commands } from "./commands/index.js";
-import { outcome, type GlobalArgs } from "./commands/run.js";
+import { interruption, outcome, type GlobalArgs } from "./commands/run.js";
 import { PantriError, UsageError } from "./core/errors.js";
 import { errorJson } from "./output/json.js";
 
@@ -14,11 +15,47 @@ const verbose = wants("--verbose");
 const commandName = argv.find((a) => !a.startsWith("-")) ?? "";
 
 /**
+ * SIGINT and SIGTERM stop a run cleanly. store and retrieve get an aborted AbortSignal: transfers
+ * in flight are cancelled and remove their temporary files, nothing new starts, no commit is made
+ * and no sync record advances; pointers of objects already stored stay in the working tree and
+ * the next store commits them. pantri then exits 128 + the signal's number (130 for SIGINT, 143
+ * for SIGTERM), as shells do. A second signal, a command that cannot stop cleanly, or a stop
+ * that takes longer than STOP_GRACE_MS ends the process at once: anything left over then is what
+ * a crash leaves, which the next run cleans up or resumes.
+ */
+const STOP_GRACE_MS = 10_000;
+let stoppedBy: NodeJS.Signals | null = null;
+
+function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + (constants.signals[signal] ?? 0);
+}
+
+function stopNow(signal: NodeJS.Signals, why: string): never {
+  const code = signalExitCode(signal);
+  const message = `${signal}: ${why}; run the same command again to finish`;
+  if (json) process.stdout.write(`${JSON.stringify(errorJson(commandName, message, code), null, 2)}\n`);
+  process.stderr.write(`pantri: ${message}\n`);
+  process.exit(code);
+}
+
+function onStopSignal(signal: NodeJS.Signals): void {
+  if (stoppedBy) stopNow(signal, "stopped at once (second signal)");
+  if (!interruption.cancellable) stopNow(signal, "stopped");
+  stoppedBy = signal;
+  process.stderr.write(`pantri: ${signal} received: stopping (cancelling transfers in flight; send it again to quit at once)\n`);
+  interruption.controller.abort();
+  setTimeout(() => stopNow(signal, `did not stop within ${STOP_GRACE_MS / 1000} s, quit`), STOP_GRACE_MS).unref();
+}
+process.on("SIGINT", onStopSignal);
+process.on("SIGTERM", onStopSignal);
+
+/**
  * The ONLY place that turns errors into exit codes: usage and config errors 2, everything else
- * (a store or git failure, an item that failed) 1. Stack traces only with --verbose.
+ * (a store or git failure, an item that failed) 1, a run stopped by a signal 128 + its number.
+ * Stack traces only with --verbose.
  */
 function exitWith(err: unknown): never {
-  const code = err instanceof PantriError ? err.exitCode : 1;
+  const code = stoppedBy ? signalExitCode(stoppedBy) : err instanceof PantriError ? err.exitCode : 1;
   const message = err instanceof Error ? err.message : String(err);
   if (json) process.stdout.write(`${JSON.stringify(errorJson(commandName, message, code), null, 2)}\n`);
   process.stderr.write(`pantri: ${message}\n`);
@@ -54,5 +91,10 @@ try {
   exitWith(err);
 }
 const result = outcome.result;
-process.exitCode = result && !result.ok ? 1 : 0;
+if (stoppedBy) {
+  process.stderr.write(`pantri: stopped by ${stoppedBy}\n`);
+  process.exitCode = signalExitCode(stoppedBy);
+} else {
+  process.exitCode = result && !result.ok ? 1 : 0;
+}
 export type { GlobalArgs };

@@ -30,13 +30,14 @@ export const retrieveCommand: CommandModule<GlobalArgs, RetrieveArgs> = {
       .option("dry-run", { type: "boolean", default: false, describe: "Print the plan; change nothing (not even create dest)" })
       .option("password_file", { alias: "p", type: "boolean", default: false, describe: "Read Swift credentials from the password file" })
       .option("checksum", { type: "boolean", describe: "Compare dest files by sha256, not size and mtime" })
-      .option("concurrency", { type: "number", describe: "Parallel downloads (default 8)" }) as unknown as Argv<RetrieveArgs>,
+      .option("concurrency", { type: "number", describe: "Parallel downloads (default 16)" }) as unknown as Argv<RetrieveArgs>,
   handler: (argv: ArgumentsCamelCase<RetrieveArgs>) =>
     runCommand(
       argv,
       { usePasswordFile: argv.password_file, overrides: defined({ checksum: argv.checksum, concurrency: argv.concurrency }) },
-      async (s) =>
+      async (s, signal) =>
         (await import("../core/retrieve.js")).retrieve(s, {
+          signal,
           shelves: argv.shelf,
           dest: argv.dest,
           force: argv.force,
@@ -48,5 +49,6 @@ export const retrieveCommand: CommandModule<GlobalArgs, RetrieveArgs> = {
           jsonOutput: argv.json_output,
           concurrency: argv.concurrency,
         }),
+      { cancellable: true },
     ),
 };

@@ -14,13 +14,21 @@ export interface GlobalArgs {
 export const outcome: { result: CommandResult | null } = { result: null };
 
 /**
+ * SIGINT/SIGTERM handling (src/cli.ts): `controller` is aborted on the first signal. A command
+ * that can stop cleanly passes its signal to core and sets `cancellable` while it runs, so the
+ * CLI waits for it to wind down; any other command is simply ended.
+ */
+export const interruption = { controller: new AbortController(), cancellable: false };
+
+/**
  * Opens a session for the command, runs the core function, and renders its result as JSON or
  * text. Errors are not caught here: they travel to src/cli.ts.
  */
 export async function runCommand(
   argv: GlobalArgs,
   session: Omit<SessionOptions, "repo" | "configFile" | "report">,
-  fn: (session: Session) => Promise<CommandResult>,
+  fn: (session: Session, signal: AbortSignal) => Promise<CommandResult>,
+  opts: { cancellable?: boolean } = {},
 ): Promise<void> {
   // Loaded here, not at the top: `pantri --help` must not pay for git, globbing or progress bars.
   const [{ Session }, { createReporter, renderHuman }, { toJson }] = await Promise.all([
@@ -32,7 +40,8 @@ export async function runCommand(
   let s: Session | null = null;
   try {
     s = await Session.open({ ...session, repo: argv.repo, configFile: argv.config, report });
-    const result = await fn(s);
+    interruption.cancellable = !!opts.cancellable;
+    const result = await fn(s, interruption.controller.signal);
     stop();
     outcome.result = result;
     if (argv.json) process.stdout.write(`${JSON.stringify(toJson(result), null, 2)}\n`);

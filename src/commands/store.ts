@@ -20,9 +20,16 @@ export const storeCommand: CommandModule<GlobalArgs, StoreArgs> = {
       .option("commit", { type: "boolean", default: true, describe: "Commit the pointers (--no-commit leaves them staged)" })
       .option("push", { type: "boolean", default: false, describe: "Push the commit to the upstream branch" })
       .option("dry-run", { type: "boolean", default: false, describe: "Hash and print the plan; change nothing" })
-      .option("concurrency", { type: "number", describe: "Parallel uploads (default 8, or `concurrency` in config)" }) as unknown as Argv<StoreArgs>,
+      .option("concurrency", { type: "number", describe: "Parallel uploads (default 16, or `concurrency` in config)" }) as unknown as Argv<StoreArgs>,
   handler: (argv: ArgumentsCamelCase<StoreArgs>) =>
-    runCommand(argv, { overrides: defined({ checksum: argv.checksum, concurrency: argv.concurrency }) }, async (s) =>
-      (await import("../core/store.js")).store(s, { paths: argv.paths, checksum: argv.checksum, commit: argv.commit, push: argv.push, dryRun: argv.dryRun, concurrency: argv.concurrency }),
+    runCommand(
+      argv,
+      { overrides: defined({ checksum: argv.checksum, concurrency: argv.concurrency }) },
+      async (s, signal) =>
+        (await import("../core/store.js")).store(s, {
+          // Paths after `--` (names that look like options) land in argv._, after the command's name.
+          paths: [...argv.paths, ...argv._.slice(1).map(String)],
+          checksum: argv.checksum, commit: argv.commit, push: argv.push, dryRun: argv.dryRun, concurrency: argv.concurrency, signal }),
+      { cancellable: true },
     ),
 };

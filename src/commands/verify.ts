@@ -20,7 +20,7 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       .option("remote", { type: "boolean", default: false, describe: "Also download and hash every object in the store" })
       .option("repair", { type: "boolean", default: false, describe: "Re-download missing or corrupt dest files" })
       .option("password_file", { alias: "p", type: "boolean", default: false, describe: "Read Swift credentials from the password file" })
-      .option("concurrency", { type: "number", describe: "Parallel checks (default 8)" }) as unknown as Argv<VerifyArgs>,
+      .option("concurrency", { type: "number", describe: "Parallel checks (default 16)" }) as unknown as Argv<VerifyArgs>,
   handler: (argv: ArgumentsCamelCase<VerifyArgs>) =>
     runCommand(argv, { usePasswordFile: argv.password_file }, async (s) =>
       (await import("../core/verify.js")).verify(s, { shelves: argv.shelf, dest: argv.dest, remote: argv.remote, repair: argv.repair, concurrency: argv.concurrency }),

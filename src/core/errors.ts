@@ -46,6 +46,19 @@ export class IntegrityError extends PantriError {}
 /** Another pantri run holds the lock. */
 export class LockError extends PantriError {}
 
+/**
+ * The run was stopped on purpose (SIGINT/SIGTERM: the command's AbortSignal fired). src/cli.ts
+ * exits 128 + the signal's number for it.
+ */
+export class InterruptedError extends PantriError {}
+
+/** Stops a command at a safe point once its AbortSignal fired: before the next phase begins. */
+export function throwIfInterrupted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new InterruptedError("interrupted: stopped before finishing; what was finished is kept, run the same command again to complete it");
+  }
+}
+
 export interface StoreErrorOptions {
   /** Which store, e.g. `swift container "pkgs"`; never a URL with credentials. */
   store: string;

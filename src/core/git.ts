@@ -12,7 +12,7 @@ import { createWriteStream } from "node:fs";
 import { appendFile, mkdir, readFile, realpath, rm, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { simpleGit, type SimpleGit } from "simple-git";
+import type { SimpleGit } from "simple-git";
 import { GitError, UsageError, errorMessage } from "./errors.js";
 
 export interface TreeEntry {
@@ -255,8 +255,12 @@ export class Git {
     return (await this.run(args)).stdout.toString("utf8").trim();
   }
 
-  /** simple-git, for the commands whose output we do not parse. */
-  private sg(): SimpleGit {
+  /**
+   * simple-git, for the commands whose output we do not parse. Loaded on first use: most runs
+   * (every store, a retrieve without an upstream) never fetch, merge or push.
+   */
+  private async sg(): Promise<SimpleGit> {
+    const { simpleGit } = await import("simple-git");
     this.simple ??= simpleGit({
       baseDir: this.root,
       config: ["core.quotepath=off"],
@@ -288,7 +292,7 @@ export class Git {
 
   private async simpleRaw(op: string, args: string[]): Promise<void> {
     try {
-      await this.sg().raw(args);
+      await (await this.sg()).raw(args);
     } catch (err) {
       throw failure(op, this.root, errorMessage(err), err);
     }
@@ -384,11 +388,16 @@ export class Git {
     return "updated";
   }
 
-  /** Every entry (recursively) of a commit's tree under the pathspecs; [] lists the whole tree. */
-  async lsTree(commit: string, paths: string[]): Promise<TreeEntry[]> {
+  /**
+   * Every entry (recursively) of a commit's tree under the pathspecs; [] lists the whole tree.
+   * `recursive: false` lists only the entries directly in each folder named `dir/` (its trees
+   * not expanded): what is in shelves/ without reading every file of every shelf.
+   */
+  async lsTree(commit: string, paths: string[], opts: { recursive?: boolean } = {}): Promise<TreeEntry[]> {
     const seen = new Map<string, TreeEntry>();
+    const recurse = opts.recursive === false ? [] : ["-r"];
     for (const chunk of paths.length ? chunkPaths(paths) : [[]]) {
-      const res = await this.run([LITERAL, "ls-tree", "-r", "-z", "--full-tree", commit, "--", ...chunk]);
+      const res = await this.run([LITERAL, "ls-tree", ...recurse, "-z", "--full-tree", commit, "--", ...chunk]);
       for (const record of splitNul(res.stdout)) {
         const tab = record.indexOf("\t");
         const [mode = "", type = "", oid = ""] = record.slice(0, tab).split(" ");
@@ -501,6 +510,17 @@ export class Git {
   }
 
   /**
+   * Files under the paths whose content is not what HEAD has: changed or staged since HEAD, or
+   * untracked (and not ignored). Store uses it to commit pointers an interrupted run wrote.
+   */
+  async uncommitted(paths: string[]): Promise<string[]> {
+    const res = await this.run([LITERAL, "status", "--porcelain=v1", "-z", "--no-renames", "--untracked-files=all", "--", ...paths]);
+    return splitNul(res.stdout)
+      .filter((r) => r.length > 3)
+      .map((r) => r.slice(3));
+  }
+
+  /**
    * Which of the paths git ignores. As in git, a tracked file is never reported as ignored, even
    * when a pattern matches it.
    */
@@ -531,7 +551,8 @@ export class Git {
     const staged = head
       ? splitNul((await this.run(["diff-index", "--cached", "-z", "--name-only", "--no-renames", head])).stdout)
       : await this.lsFiles([]);
-    const chosen = staged.filter((p) => isUnder(p, wanted));
+    const under = underAny(wanted);
+    const chosen = staged.filter(under);
     if (chosen.length === 0) return null;
     // A partial commit (paths given) takes only those paths; other staged entries stay staged.
     await this.run([LITERAL, "commit", "--quiet", "--only", "-m", message, "--pathspec-from-file=-", "--pathspec-file-nul"], {
@@ -587,12 +608,19 @@ export class Git {
   }
 }
 
-/** Whether `path` is one of `roots` or inside one of them ("" or "." means the whole repo). */
-function isUnder(path: string, roots: readonly string[]): boolean {
-  for (const root of roots) {
-    if (root === "" || root === "." || path === root || path.startsWith(`${root}/`)) return true;
-  }
-  return false;
+/**
+ * A test: is a path one of `roots` or inside one of them ("" or "." means the whole repo)? Looks
+ * the path and each of its parent folders up in a set, so a commit of n files among m staged
+ * ones costs O(m * depth), not O(m * n).
+ */
+function underAny(roots: readonly string[]): (path: string) => boolean {
+  if (roots.some((r) => r === "" || r === ".")) return () => true;
+  const set = new Set(roots);
+  return (path) => {
+    if (set.has(path)) return true;
+    for (let i = path.indexOf("/"); i >= 0; i = path.indexOf("/", i + 1)) if (set.has(path.slice(0, i))) return true;
+    return false;
+  };
 }
 
 interface BatchObject {

@@ -1,9 +1,10 @@
-import { chmod, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { mkdir } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { randomBytes } from "node:crypto";
 import { gitBlobOid, lstatOrNull, pruneEmptyDirs, scanDest } from "./dest.js";
-import { PantriError, UsageError, errorMessage } from "./errors.js";
+import { crashPoint } from "./crash-point.js";
+import { IntegrityError, PantriError, UsageError, errorMessage, throwIfInterrupted } from "./errors.js";
 import { debug, info, warn } from "./events.js";
 import { hashFile } from "./hash.js";
 import { compilePatterns } from "./patterns.js";
@@ -20,10 +21,10 @@ import {
 } from "./plan.js";
 import { POINTER_SUFFIX, objectKey, parsePointer, validateRelPath } from "./pointer.js";
 import { emptyResult, finish, type CommandResult, type ItemResult } from "./result.js";
-import { assertNoSymlinkInside, ensureDirInside } from "./safe-path.js";
+import { assertNoSymlinkInside, ensureDirInside, type CheckedDirs } from "./safe-path.js";
 import { canonicalDir, type Session } from "./session.js";
 import { SyncRecords, acquireLock, writeFileAtomic } from "./state.js";
-import { PARTIAL_SUFFIX, partialPath } from "./transfer.js";
+import { PARTIAL_SUFFIX, fitName, partialPath } from "./transfer.js";
 import type { Pointer } from "./types.js";
 import { EXCLUDED_BY_DEFAULT } from "./store.js";
 import type { RetrieveRequest } from "../objectstores/types.js";
@@ -170,11 +171,12 @@ function unsafePathError(path: string): string | null {
 }
 
 export async function listShelves(session: Session, target: string): Promise<string[]> {
-  const entries = await session.git.lsTree(target, ["shelves/"]);
+  // Only the folders directly in shelves/: a no-op retrieve must not list every pointer.
+  const entries = await session.git.lsTree(target, ["shelves/"], { recursive: false });
   const names = new Set<string>();
   for (const e of entries) {
-    const m = /^shelves\/([^/]+)\//.exec(e.path);
-    if (m?.[1]) names.add(m[1]);
+    const m = /^shelves\/([^/]+)$/.exec(e.path);
+    if (e.type === "tree" && m?.[1]) names.add(m[1]);
   }
   return [...names].sort();
 }
@@ -182,7 +184,7 @@ export async function listShelves(session: Session, target: string): Promise<str
 /** Copies text files from git at the target commit: temp file in the same folder, then rename. */
 async function copyTextFile(session: Session, dest: string, a: Extract<RetrieveAction, { kind: "copy" }>, blobs: Map<string, Buffer>): Promise<string> {
   const file = join(dest, a.path);
-  const tmp = join(dirname(file), `.${a.path.split("/").pop()}.${randomBytes(4).toString("hex")}${PARTIAL_SUFFIX}`);
+  const tmp = join(dirname(file), `.${fitName(a.path.split("/").pop() ?? "", 22)}.${randomBytes(4).toString("hex")}${PARTIAL_SUFFIX}`);
   try {
     const data = blobs.get(a.oid);
     if (data) await writeFile(tmp, data);
@@ -246,6 +248,8 @@ export async function retrieve(session: Session, opts: RetrieveOptions = {}): Pr
     }
     await execute(session, plans, opts, result);
     if (result.failed.length === 0) {
+      throwIfInterrupted(opts.signal);
+      crashPoint("before-record");
       for (const p of plans) await records.write({ commit: target, dest: p.dest, shelf: p.shelf, repo: session.root });
     } else {
       warn(session.report, `${result.failed.length} item(s) failed: dest was not marked as synced; run retrieve again to finish`);
@@ -291,12 +295,16 @@ async function execute(session: Session, plans: ShelfPlan[], opts: RetrieveOptio
   session.report({ type: "plan", files: downloads.length + copies.length, bytes: downloads.reduce((n, d) => n + d.action.pointer.size, 0) });
 
 
-  await downloadAll(session, downloads, opts, result, prepare);
+  // Each dest folder is made and checked once for the whole run, not once per file in it.
+  const checked: CheckedDirs = new Set();
+  const prepareOnce = (dest: string, path: string) => prepare(dest, path, checked);
+  await downloadAll(session, downloads, opts, result, prepareOnce);
+  throwIfInterrupted(opts.signal);
 
   if (copies.length) {
     const blobs = await session.git.readBlobs([...new Set(copies.map((c) => c.action.oid))]);
     for (const { dest, action } of copies) {
-      const bad = await prepare(dest, action.path);
+      const bad = await prepareOnce(dest, action.path);
       if (bad) {
         result.failed.push({ path: action.path, file: join(dest, action.path), error: bad });
         continue;
@@ -317,6 +325,8 @@ async function execute(session: Session, plans: ShelfPlan[], opts: RetrieveOptio
     for (const { action } of removals) result.skipped.push({ path: action.path, reason: "not removed: other items failed" });
     return;
   }
+  throwIfInterrupted(opts.signal);
+  crashPoint("after-downloads-before-deletions");
   const removedByShelf = new Map<string, { dest: string; paths: string[] }>();
   for (const { dest, shelf, action } of removals) {
     const file = join(dest, action.path);
@@ -333,16 +343,31 @@ async function execute(session: Session, plans: ShelfPlan[], opts: RetrieveOptio
     }
   }
   for (const [k, { dest, paths }] of removedByShelf) await pruneEmptyDirs(dest, k.split("\0")[1] ?? "", paths);
+  // Everything succeeded, so no download in these folders is still worth resuming: remove what
+  // an interrupted run left behind (a killed process cannot clean up after itself). A full
+  // comparison already removes such strays; this covers incremental runs.
+  // Only folders this run wrote to or removed from: their paths were checked to be inside dest.
+  const folders = new Set<string>();
+  for (const { dest, action } of [...downloads, ...copies, ...removals]) folders.add(join(dest, dirname(action.path)));
+  await removePartials(folders);
+}
+
+/** Removes in-progress download and copy files directly in these folders (never following links). */
+async function removePartials(folders: Iterable<string>): Promise<void> {
+  for (const dir of folders) {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) if (e.isFile() && e.name.endsWith(PARTIAL_SUFFIX)) await rm(join(dir, e.name), { force: true });
+  }
 }
 
 /**
  * Makes the folders of a dest path one component at a time, refusing links; returns why not
  * (so that a refusal fails just that item) or null.
  */
-export async function prepare(dest: string, path: string): Promise<string | null> {
+export async function prepare(dest: string, path: string, checked?: CheckedDirs): Promise<string | null> {
   try {
-    await ensureDirInside(dest, dirname(path));
-    await assertNoSymlinkInside(dest, path);
+    await ensureDirInside(dest, dirname(path), checked);
+    await assertNoSymlinkInside(dest, path, checked);
     return null;
   } catch (err) {
     return errorMessage(err);
@@ -367,6 +392,7 @@ export async function downloadAll(
     const concurrency = opts.concurrency ?? session.settings(shelf).concurrency;
     async function* requests(): AsyncGenerator<RetrieveRequest<DownloadItem>> {
       for (const item of items) {
+        if (opts.signal?.aborted) return;
         const bad = await prepare(item.dest, item.action.path);
         if (bad) {
           result.failed.push({ path: item.action.path, file: join(item.dest, item.action.path), error: bad });
@@ -379,7 +405,8 @@ export async function downloadAll(
     for await (const out of store.retrieveObjects(requests(), { concurrency, signal: opts.signal, onBytes: (n) => session.report({ type: "bytes", n }) })) {
       const { item } = out.request;
       const entry: ItemResult = { path: item.action.path, file: out.request.file, key: out.request.key, size: out.request.size, sha256: out.request.sha256 };
-      if (out.error) result.failed.push({ ...entry, error: errorMessage(out.error) });
+      // Content that does not match names the pointer that promised it, too.
+      if (out.error) result.failed.push({ ...entry, error: `${errorMessage(out.error)}${out.error instanceof IntegrityError ? ` (pointer ${item.action.pointerFile})` : ""}` });
       else result.retrieved.push({ ...entry, reason: item.action.reason });
       session.report({ type: "file-done", path: item.action.path });
     }

@@ -94,6 +94,13 @@ export function backoffDelay(attempt: number, err: unknown, opts: RetryOptions =
   return after !== undefined ? Math.min(Math.max(after, jittered), 60_000) : jittered;
 }
 
+/**
+ * Errors a withRetry already spent all its attempts on. An enclosing withRetry (a large object's
+ * upload around each segment's) passes them on instead of trying again: nested retries must not
+ * multiply, or a dead store would cost attempts x attempts x timeout per object.
+ */
+const exhausted = new WeakSet<object>();
+
 /** Runs fn until it succeeds, fails with a non-retryable error, or attempts run out. */
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions = {}): Promise<T> {
   const attempts = Math.max(1, opts.attempts ?? DEFAULT_RETRY.attempts);
@@ -101,6 +108,8 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
     try {
       return await fn(attempt);
     } catch (err) {
+      if (typeof err === "object" && err !== null && exhausted.has(err)) throw err;
+      if (attempt >= attempts && typeof err === "object" && err !== null) exhausted.add(err);
       if (attempt >= attempts || !isRetryable(err) || opts.signal?.aborted) throw err;
       const delay = backoffDelay(attempt, err, opts);
       opts.onRetry?.(err, attempt, delay);

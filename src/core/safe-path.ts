@@ -32,22 +32,34 @@ export function resolveInside(root: string, rel: string): string {
 }
 
 /**
+ * Folders one run has already made or checked (absolute paths): a retrieve of thousands of files
+ * into a few folders checks each folder once, not once per file (a mkdir and an lstat per path
+ * component per file was its biggest cost). Make one per run, never share one across runs: it
+ * trusts what it saw earlier in this run, as the rest of this module does (see the top).
+ */
+export type CheckedDirs = Set<string>;
+
+/**
  * Creates `root` (and its parents: dest itself may be anywhere, even reached through a link)
  * and then `relDir` below it one component at a time, refusing any component that exists as a
  * symlink or a non-directory. `relDir` "" means root itself. Returns the absolute directory.
  */
-export async function ensureDirInside(root: string, relDir: string): Promise<string> {
+export async function ensureDirInside(root: string, relDir: string, checked?: CheckedDirs): Promise<string> {
   const base = resolve(root);
-  try {
-    await mkdir(base, { recursive: true });
-  } catch (err) {
-    throw new PantriError(`cannot create ${base}: ${errorMessage(err)}`, { cause: err });
+  if (!checked?.has(base)) {
+    try {
+      await mkdir(base, { recursive: true });
+    } catch (err) {
+      throw new PantriError(`cannot create ${base}: ${errorMessage(err)}`, { cause: err });
+    }
+    checked?.add(base);
   }
   if (relDir === "") return base;
   const target = resolveInside(base, relDir);
   let current = base;
   for (const segment of relDir.split("/")) {
     current = join(current, segment);
+    if (checked?.has(current)) continue;
     try {
       // mkdir never follows a link in the last component: an existing link gives EEXIST.
       await mkdir(current);
@@ -57,6 +69,7 @@ export async function ensureDirInside(root: string, relDir: string): Promise<str
     const stats = await lstat(current);
     if (stats.isSymbolicLink()) throw symlinkError(current);
     if (!stats.isDirectory()) throw new PantriError(`${current} is in the way: pantri needs a directory there; remove it`);
+    checked?.add(current);
   }
   return target;
 }
@@ -65,12 +78,13 @@ export async function ensureDirInside(root: string, relDir: string): Promise<str
  * Every existing component of `root/rel` below root, the last one included, must not be a
  * symlink. Components that do not exist yet are fine: pantri will create them as real ones.
  */
-export async function assertNoSymlinkInside(root: string, rel: string): Promise<void> {
+export async function assertNoSymlinkInside(root: string, rel: string, checked?: CheckedDirs): Promise<void> {
   const base = resolve(root);
   resolveInside(base, rel);
   let current = base;
   for (const segment of rel.split("/")) {
     current = join(current, segment);
+    if (checked?.has(current)) continue; // a real folder, made or checked by ensureDirInside
     try {
       if ((await lstat(current)).isSymbolicLink()) throw symlinkError(current);
     } catch (err) {

@@ -1,6 +1,7 @@
 import { realpath } from "node:fs/promises";
 import { resolve } from "node:path";
 import { loadConfig } from "../config/load.js";
+import { ConfigError } from "./errors.js";
 import { createStore } from "../objectstores/index.js";
 import type { ObjectStore } from "../objectstores/types.js";
 import { debug, silentReporter, type Reporter } from "./events.js";
@@ -88,6 +89,13 @@ export class Session {
       env: this.env,
       log: (message) => debug(this.report, message),
       passwordFile,
+    }).catch((err: unknown) => {
+      // A store's options come from the config file (and the environment): name the file.
+      const file = this.config.configFile;
+      if (err instanceof ConfigError && file && !err.message.includes(file)) {
+        throw new ConfigError(`${file}: ${err.message.split("\n")[0] ?? ""}`, err.problems, { cause: err });
+      }
+      throw err;
     });
     const prefix = typeof cfg.keyPrefix === "string" ? cfg.keyPrefix : "";
     return { store, prefix };

@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { homedir, hostname } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { LockError, PantriError } from "./errors.js";
+import { fitName } from "./transfer.js";
 
 /**
  * State pantri keeps outside the git working copy: per-(dest, shelf) sync records (state dir)
@@ -23,12 +24,23 @@ function shortHash(s: string): string {
   return createHash("sha256").update(s).digest("hex").slice(0, 24);
 }
 
-/** Writes a file atomically (temp + rename in the same folder) with mode 0600. */
+/** `<name>.<pid>.<8 hex>.tmp`: how writeFileAtomic names its temporary files (see isStaleTempFile). */
+const TEMP_RE = /\.(\d+)\.[0-9a-f]{8}\.tmp$/;
+
+/**
+ * Writes a file atomically (temp + rename in the same folder) with mode 0600. The temporary
+ * name carries the writer's pid, so a leftover of a killed run can be told from a live one.
+ */
 export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  const tmp = join(dirname(path), `${fitName(basename(path), 20)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
   try {
-    await writeFile(tmp, data, { mode });
+    // The folder nearly always exists (a pointer sits beside its binary): create it only when
+    // the write says it is missing, instead of a recursive mkdir (and its EEXIST) per file.
+    await writeFile(tmp, data, { mode }).catch(async (err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      await writeFile(tmp, data, { mode });
+    });
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
@@ -81,6 +93,12 @@ interface LockOwner {
   host: string;
   since: string;
   what: string;
+}
+
+/** A writeFileAtomic temporary file of `forName` whose writer (on this host) is gone. */
+export function isStaleTempFile(name: string, forName: (base: string) => boolean): boolean {
+  const m = TEMP_RE.exec(name);
+  return !!m && forName(name.slice(0, m.index)) && !alive(Number(m[1]));
 }
 
 function alive(pid: number): boolean {

@@ -1,18 +1,19 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { appendFile, lstat, readFile, stat } from "node:fs/promises";
+import { appendFile, lstat, readFile, rm, stat } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
-import { Transform } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import fg from "fast-glob";
-import { PantriError, UsageError, errorMessage } from "./errors.js";
+import { crashPoint } from "./crash-point.js";
+import { PantriError, UsageError, errorMessage, throwIfInterrupted } from "./errors.js";
 import { info } from "./events.js";
-import { hashFile, isBinaryFile } from "./hash.js";
+import { IN_MEMORY_MAX_BYTES, hashFile, isBinaryFile, readAndHash, type FileDigests } from "./hash.js";
 import { compilePatterns } from "./patterns.js";
 import { needsSniff, planStoreFile, type StoreAction, type StoreCandidate } from "./plan.js";
 import { POINTER_SUFFIX, contentKey, parsePointer, serializePointer } from "./pointer.js";
 import { emptyResult, finish, type CommandResult } from "./result.js";
 import type { Session } from "./session.js";
-import { acquireLock, writeFileAtomic } from "./state.js";
+import { acquireLock, isStaleTempFile, writeFileAtomic } from "./state.js";
 import { PARTIAL_SUFFIX } from "./transfer.js";
 import type { PutSource, StoreRequest } from "../objectstores/types.js";
 
@@ -55,17 +56,80 @@ export function ignoreEntryFor(relToShelf: string): string {
   return `/${escaped}`;
 }
 
-async function readLines(file: string): Promise<Set<string>> {
-  try {
-    return new Set((await readFile(file, "utf8")).split("\n"));
-  } catch {
-    return new Set();
+/**
+ * A shelf's .gitignore, read once per run. New entries are appended in batches (one write per
+ * batch, not a read and an append per file, which made storing n files O(n²) in bytes read),
+ * each still after its pointer was written. An entry lost to an interrupted run comes back on the
+ * next one (store re-adds the entries of unchanged pointers).
+ */
+class IgnoreFile {
+  /** How long entries gather before one append writes them all. */
+  static readonly BATCH_MS = 100;
+  private readonly pending: string[] = [];
+  private writing: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | null = null;
+  private failure: { error: unknown } | null = null;
+
+  private constructor(
+    readonly file: string,
+    private readonly lines: Set<string>,
+    private needsNewline: boolean,
+  ) {}
+
+  static async open(file: string): Promise<IgnoreFile> {
+    const text = await readFile(file, "utf8").catch(() => "");
+    return new IgnoreFile(file, new Set(text.split("\n")), text !== "" && !text.endsWith("\n"));
   }
+
+  /** Queues the entry unless the file has it; false when it had. */
+  add(entry: string): boolean {
+    if (this.lines.has(entry)) return false;
+    this.lines.add(entry);
+    this.pending.push(entry);
+    this.timer ??= setTimeout(() => this.schedule(), IgnoreFile.BATCH_MS);
+    return true;
+  }
+
+  private schedule(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (!this.pending.length) return;
+    const batch = this.pending.splice(0);
+    this.writing = this.writing
+      .then(async () => {
+        const lead = this.needsNewline ? "\n" : "";
+        this.needsNewline = false;
+        await appendFile(this.file, `${lead}${batch.join("\n")}\n`);
+      })
+      .catch((error: unknown) => {
+        this.failure ??= { error };
+      });
+  }
+
+  /** Writes every queued entry now; throws the first write error. */
+  async flush(): Promise<void> {
+    this.schedule();
+    await this.writing;
+    if (this.failure) throw new PantriError(`cannot update ${this.file}: ${errorMessage(this.failure.error)}`, { cause: this.failure.error });
+  }
+}
+
+/** A small file's bytes, read once for hashing and uploaded from memory (see IN_MEMORY_MAX_BYTES). */
+function bufferSource(file: string, data: Buffer, sha256: string, sha1: string): PutSource {
+  return {
+    size: data.length,
+    sha256,
+    sha1,
+    path: file,
+    open: (start = 0, end = data.length - 1) => Readable.from([data.subarray(start, end + 1)], { objectMode: false }),
+  };
 }
 
 /**
  * The file's bytes as uploaded, re-hashed on the way: if the file changed after it was hashed,
- * the upload fails instead of storing bytes that do not match the pointer's key.
+ * the upload fails instead of storing bytes that do not match the pointer's key. The last chunk
+ * is held back until the hash matches: with a fixed Content-Length, a store commits the object
+ * once it has every byte, so the check must fail before the final byte leaves, not after.
  */
 function fileSource(file: string, size: number, sha256: string, sha1: string): PutSource {
   return {
@@ -78,14 +142,18 @@ function fileSource(file: string, size: number, sha256: string, sha1: string): P
       if (start !== 0 || (end !== undefined && end !== size - 1)) return stream;
       const hash = createHash("sha256");
       let n = 0;
+      let held: Buffer | undefined;
       const check = new Transform({
         transform(chunk: Buffer, _e, cb) {
           hash.update(chunk);
           n += chunk.length;
-          cb(null, chunk);
+          const previous = held;
+          held = chunk;
+          cb(null, previous);
         },
         flush(cb) {
-          cb(n === size && hash.digest("hex") === sha256 ? null : new PantriError(`${file} changed while it was being stored; run store again`));
+          if (n === size && hash.digest("hex") === sha256) cb(null, held);
+          else cb(new PantriError(`${file} changed while it was being stored; run store again`));
         },
       });
       stream.on("error", (e) => check.destroy(e));
@@ -104,14 +172,34 @@ interface Pending {
 }
 
 
+/** Files looked at by gatherStoreCandidates at once. */
+const GATHER_CONCURRENCY = 32;
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
 /**
  * Everything store planning needs to know about the files selected under shelves/: kind, size,
  * mtime, the pointer beside each, ignore/override matches, and a binary sniff where it decides.
  * Files git tracks stay git's (text files committed as they are).
  */
-export async function gatherStoreCandidates(session: Session, patterns: string[]): Promise<{ c: StoreCandidate; shelf: string }[]> {
+export async function gatherStoreCandidates(
+  session: Session,
+  patterns: string[],
+  /** Remove pointer temp files of killed runs (store, holding the repo lock); status only skips them. */
+  removeStaleTemp = false,
+): Promise<{ c: StoreCandidate; shelf: string }[]> {
   const shelvesDir = join(session.root, "shelves");
-  const entries = await fg(patterns, {
+  // `**` never matches a name with a newline in it (picomatch): list those as well, so that store
+  // fails them by name (gitignore cannot express them) instead of skipping them without a word.
+  const all = patterns.flatMap((p) => (p.endsWith("**") ? [p, `${p.slice(0, -2)}**/*\n*`, `${p.slice(0, -2)}**/*\n*/**`] : [p]));
+  const entries = await fg(all, {
     cwd: shelvesDir,
     dot: true,
     onlyFiles: false,
@@ -122,45 +210,51 @@ export async function gatherStoreCandidates(session: Session, patterns: string[]
   const tracked = new Set((await session.git.lsFiles(["shelves/"])).map((p) => p.slice("shelves/".length)));
   const candidates: { c: StoreCandidate; shelf: string }[] = [];
   const matchers = new Map<string, { ignore: (p: string) => boolean; override: (p: string) => boolean }>();
-  await Promise.all(
-    entries.map(async (rel) => {
-      if (rel.endsWith("/")) return;
-      const slash = rel.indexOf("/");
-      if (slash < 0) return; // directly in shelves/: not in any shelf
-      const shelf = rel.slice(0, slash);
-      const inShelf = rel.slice(slash + 1);
-      if (inShelf === ".gitignore" || tracked.has(rel)) return; // git's own files stay git's
-      let m = matchers.get(shelf);
-      if (!m) {
-        const s = session.settings(shelf);
-        m = { ignore: compilePatterns(s.ignorePatterns), override: compilePatterns(s.binaryOverrides) };
-        matchers.set(shelf, m);
+  // A bounded number at a time: all at once held a handle, a sniff buffer and promises for every
+  // file (RSS 130+ MB for 2,000 files), and libuv runs only four file-system calls at once anyway.
+  await forEachLimit(entries, GATHER_CONCURRENCY, async (rel) => {
+    if (rel.endsWith("/")) return;
+    const slash = rel.indexOf("/");
+    if (slash < 0) return; // directly in shelves/: not in any shelf
+    const shelf = rel.slice(0, slash);
+    const inShelf = rel.slice(slash + 1);
+    if (inShelf === ".gitignore" || tracked.has(rel)) return; // git's own files stay git's
+    // A pointer's temporary file left by a killed run: skipped, and removed by store (which holds
+    // the repo lock, so no live writer has it).
+    if (isStaleTempFile(rel, (base) => base.endsWith(POINTER_SUFFIX) || /~[0-9a-f]{8}$/.test(base))) {
+      if (removeStaleTemp) await rm(join(shelvesDir, rel), { force: true });
+      return;
+    }
+    let m = matchers.get(shelf);
+    if (!m) {
+      const s = session.settings(shelf);
+      m = { ignore: compilePatterns(s.ignorePatterns), override: compilePatterns(s.binaryOverrides) };
+      matchers.set(shelf, m);
+    }
+    const abs = join(shelvesDir, rel);
+    const st = await lstat(abs).catch(() => null);
+    if (!st) return;
+    let pointer: StoreCandidate["pointer"] = null;
+    const ptrText = await readFile(`${abs}${POINTER_SUFFIX}`, "utf8").catch(() => null);
+    if (ptrText !== null) {
+      try {
+        pointer = parsePointer(ptrText, `${rel}${POINTER_SUFFIX}`);
+      } catch (err) {
+        pointer = { error: errorMessage(err) };
       }
-      const abs = join(shelvesDir, rel);
-      const st = await lstat(abs).catch(() => null);
-      if (!st) return;
-      let pointer: StoreCandidate["pointer"] = null;
-      const ptrText = await readFile(`${abs}${POINTER_SUFFIX}`, "utf8").catch(() => null);
-      if (ptrText !== null) {
-        try {
-          pointer = parsePointer(ptrText, `${rel}${POINTER_SUFFIX}`);
-        } catch (err) {
-          pointer = { error: errorMessage(err) };
-        }
-      }
-      const c: StoreCandidate = {
-        path: rel,
-        kind: st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : "other",
-        size: st.size,
-        mtime: Math.floor(st.mtimeMs / 1000),
-        pointer,
-        ignored: m.ignore(inShelf),
-        override: m.override(inShelf),
-      };
-      if (needsSniff(c)) c.binary = await isBinaryFile(abs);
-      candidates.push({ c, shelf });
-    }),
-  );
+    }
+    const c: StoreCandidate = {
+      path: rel,
+      kind: st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : "other",
+      size: st.size,
+      mtime: Math.floor(st.mtimeMs / 1000),
+      pointer,
+      ignored: m.ignore(inShelf),
+      override: m.override(inShelf),
+    };
+    if (needsSniff(c)) c.binary = await isBinaryFile(abs);
+    candidates.push({ c, shelf });
+  });
   candidates.sort((a, b) => (a.c.path < b.c.path ? -1 : 1));
 
   return candidates;
@@ -175,7 +269,7 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
   const release = opts.dryRun ? async () => {} : await acquireLock(`repo:${root}`, "store", { onWait: (o) => info(session.report, `repo is busy: waiting for ${o}`) });
   try {
     if (!opts.dryRun) await session.git.ensureExcluded(EXCLUDED_BY_DEFAULT);
-    const candidates = await gatherStoreCandidates(session, patterns);
+    const candidates = await gatherStoreCandidates(session, patterns, true);
 
     const todo: Extract<StoreAction, { kind: "store" }>[] = [];
     const unchanged: string[] = [];
@@ -194,22 +288,19 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
     session.report({ type: "plan", files: todo.length, bytes: todo.reduce((n, a) => n + (sizes.get(a.path) ?? 0), 0) });
 
     const touched = new Set<string>(); // pointer and ignore files to commit
-    const ignoreSets = new Map<string, Set<string>>();
+    const ignoreFiles = new Map<string, Promise<IgnoreFile>>();
     const ensureIgnored = async (path: string): Promise<void> => {
       const slash = path.indexOf("/");
       const shelf = path.slice(0, slash);
-      const file = join(shelvesDir, shelf, ".gitignore");
-      let lines = ignoreSets.get(shelf);
-      if (!lines) {
-        lines = await readLines(file);
-        ignoreSets.set(shelf, lines);
+      let f = ignoreFiles.get(shelf);
+      if (!f) {
+        f = IgnoreFile.open(join(shelvesDir, shelf, ".gitignore"));
+        ignoreFiles.set(shelf, f);
       }
-      const entry = ignoreEntryFor(path.slice(slash + 1));
-      if (lines.has(entry)) return;
-      const text = await readFile(file, "utf8").catch(() => "");
-      await appendFile(file, `${text && !text.endsWith("\n") ? "\n" : ""}${entry}\n`);
-      lines.add(entry);
-      touched.add(`shelves/${shelf}/.gitignore`);
+      if ((await f).add(ignoreEntryFor(path.slice(slash + 1)))) touched.add(`shelves/${shelf}/.gitignore`);
+    };
+    const flushIgnores = async (): Promise<void> => {
+      for (const f of ignoreFiles.values()) await (await f).flush();
     };
 
     if (opts.dryRun) {
@@ -225,65 +316,93 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
 
     // Pointers that exist but lost their ignore entry get it back.
     for (const p of unchanged) await ensureIgnored(p);
+    // A pointer (and ignore entry) written by a run that was interrupted before its commit looks
+    // unchanged now: it is committed with this run's.
+    if (unchanged.length) {
+      const pending = new Set(await session.git.uncommitted(["shelves/"]));
+      for (const p of unchanged) {
+        const ignoreFile = `shelves/${p.slice(0, p.indexOf("/"))}/.gitignore`;
+        for (const f of [`shelves/${p}${POINTER_SUFFIX}`, ignoreFile]) if (pending.has(f)) touched.add(f);
+      }
+    }
 
     const byShelf = new Map<string, typeof todo>();
     for (const a of todo) {
       const shelf = a.path.split("/")[0] ?? "";
-      byShelf.set(shelf, [...(byShelf.get(shelf) ?? []), a]);
+      const list = byShelf.get(shelf);
+      if (list) list.push(a);
+      else byShelf.set(shelf, [a]);
     }
-    for (const [shelf, actions] of byShelf) {
-      const { store: objectStore, prefix } = await session.storeFor(shelf);
-      const checksum = opts.checksum ?? session.settings(shelf).checksum;
-      // Hashing happens as the store's workers pull requests, so it overlaps with uploads.
-      async function* requests(): AsyncGenerator<StoreRequest<Pending>> {
-        for (const action of actions) {
-          const file = join(shelvesDir, action.path);
-          try {
-            const st = await stat(file);
-            const mtime = Math.floor(st.mtimeMs / 1000);
-            const h = await hashFile(file, (n) => session.report({ type: "bytes", n }));
-            if (h.size !== st.size) throw new PantriError(`${file} changed while it was being hashed; run store again`);
-            const prev = action.previous;
-            if (checksum && prev && prev.sha256 === h.sha256 && prev.size === h.size && prev.mtime === mtime) {
-              result.skipped.push({ path: action.path, reason: "unchanged (checksum)" });
-              await ensureIgnored(action.path);
-              continue;
+    try {
+      for (const [shelf, actions] of byShelf) {
+        const { store: objectStore, prefix } = await session.storeFor(shelf);
+        const checksum = opts.checksum ?? session.settings(shelf).checksum;
+        // Hashing happens as the store's workers pull requests, so it overlaps with uploads.
+        async function* requests(): AsyncGenerator<StoreRequest<Pending>> {
+          for (const action of actions) {
+            if (opts.signal?.aborted) return; // stopping: start nothing new
+            const file = join(shelvesDir, action.path);
+            try {
+              const st = await stat(file);
+              const mtime = Math.floor(st.mtimeMs / 1000);
+              const h: FileDigests & { data?: Buffer } =
+                st.size <= IN_MEMORY_MAX_BYTES ? await readAndHash(file) : await hashFile(file, (n) => session.report({ type: "bytes", n }));
+              if (h.size !== st.size) throw new PantriError(`${file} changed while it was being hashed; run store again`);
+              if (h.data) session.report({ type: "bytes", n: h.size });
+              const prev = action.previous;
+              if (checksum && prev && prev.sha256 === h.sha256 && prev.size === h.size && prev.mtime === mtime) {
+                result.skipped.push({ path: action.path, reason: "unchanged (checksum)" });
+                await ensureIgnored(action.path);
+                continue;
+              }
+              const item: Pending = { action, file, mtime, size: h.size, sha256: h.sha256, sha1: h.sha1 };
+              const source = h.data ? bufferSource(file, h.data, h.sha256, h.sha1) : fileSource(file, h.size, h.sha256, h.sha1);
+              yield { key: contentKey(h.sha256, prefix), source, item };
+            } catch (err) {
+              result.failed.push({ path: action.path, file, error: errorMessage(err) });
+              session.report({ type: "file-done", path: action.path });
             }
-            const item: Pending = { action, file, mtime, size: h.size, sha256: h.sha256, sha1: h.sha1 };
-            yield { key: contentKey(h.sha256, prefix), source: fileSource(file, h.size, h.sha256, h.sha1), item };
-          } catch (err) {
-            result.failed.push({ path: action.path, file, error: errorMessage(err) });
-            session.report({ type: "file-done", path: action.path });
           }
         }
-      }
-      const concurrency = opts.concurrency ?? session.settings(shelf).concurrency;
-      for await (const out of objectStore.storeObjects(requests(), { concurrency, signal: opts.signal, onBytes: (n) => session.report({ type: "bytes", n }) })) {
-        const p = out.request.item;
-        const base = { path: p.action.path, file: p.file, key: out.request.key, size: p.size, sha256: p.sha256 };
-        if (out.error) {
-          result.failed.push({ ...base, error: errorMessage(out.error) });
-        } else {
-          // The object is in the store: only now does its pointer exist, then its ignore entry.
-          try {
-            const pointerFile = `${p.file}${POINTER_SUFFIX}`;
-            await writeFileAtomic(pointerFile, serializePointer({ path: p.action.path, size: p.size, sha256: p.sha256, sha1: p.sha1, mtime: p.mtime }), 0o644);
-            touched.add(`shelves/${p.action.path}${POINTER_SUFFIX}`);
-            await ensureIgnored(p.action.path);
-            result.stored.push({ ...base, reason: p.action.reason, uploaded: out.uploaded });
-          } catch (err) {
-            result.failed.push({ ...base, error: `stored, but writing its pointer failed: ${errorMessage(err)}` });
+        const concurrency = opts.concurrency ?? session.settings(shelf).concurrency;
+        for await (const out of objectStore.storeObjects(requests(), { concurrency, signal: opts.signal, onBytes: (n) => session.report({ type: "bytes", n }) })) {
+          const p = out.request.item;
+          const base = { path: p.action.path, file: p.file, key: out.request.key, size: p.size, sha256: p.sha256 };
+          if (out.error) {
+            result.failed.push({ ...base, error: errorMessage(out.error) });
+          } else {
+            // The object is in the store: only now does its pointer exist, then its ignore entry.
+            try {
+              const pointerFile = `${p.file}${POINTER_SUFFIX}`;
+              crashPoint("after-upload-before-pointer");
+              await writeFileAtomic(pointerFile, serializePointer({ path: p.action.path, size: p.size, sha256: p.sha256, sha1: p.sha1, mtime: p.mtime }), 0o644);
+              touched.add(`shelves/${p.action.path}${POINTER_SUFFIX}`);
+              crashPoint("after-pointer-before-ignore");
+              await ensureIgnored(p.action.path);
+              result.stored.push({ ...base, reason: p.action.reason, uploaded: out.uploaded });
+            } catch (err) {
+              result.failed.push({ ...base, error: `stored, but writing its pointer failed: ${errorMessage(err)}` });
+            }
           }
+          session.report({ type: "file-done", path: p.action.path });
         }
-        session.report({ type: "file-done", path: p.action.path });
       }
+    } finally {
+      // However the uploads ended, the ignore entries of the pointers written so far reach the disk.
+      await flushIgnores().catch(() => undefined);
     }
+    await flushIgnores();
+    // Stopped by a signal: no commit. The pointers written so far are complete (their objects are
+    // stored) and the next store commits them.
+    throwIfInterrupted(opts.signal);
 
     const paths = [...touched].sort();
     if (paths.length) {
+      crashPoint("before-commit");
       await session.git.add(paths);
-      const shelves = [...new Set(result.stored.map((s) => s.path.split("/")[0]))].sort();
-      const n = result.stored.length;
+      const pointers = paths.filter((p) => p.endsWith(POINTER_SUFFIX));
+      const shelves = [...new Set(pointers.map((p) => p.split("/")[1]))].sort();
+      const n = pointers.length;
       const what = `${n} object${n === 1 ? "" : "s"}`;
       const message = shelves.length === 0 ? "pantri: update ignore entries" : `pantri: store ${what} in shelf${shelves.length > 1 ? "s" : ""} ${shelves.join(", ")}`;
       if (opts.commit !== false) {

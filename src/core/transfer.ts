@@ -4,6 +4,7 @@ import { open, rename, rm, stat, utimes } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { crashPoint } from "./crash-point.js";
 import { IntegrityError } from "./errors.js";
 import type { ObjectStore, RetrieveRequest, RequestOptions } from "../objectstores/types.js";
 
@@ -16,7 +17,27 @@ export const PARTIAL_SUFFIX = ".pantri-part";
  * object can be resumed from where it stopped, with a Range request).
  */
 export function partialPath(file: string, sha256: string): string {
-  return join(dirname(file), `.${basename(file)}.${sha256.slice(0, 16)}${PARTIAL_SUFFIX}`);
+  return join(dirname(file), `.${fitName(basename(file), 30)}.${sha256.slice(0, 16)}${PARTIAL_SUFFIX}`);
+}
+
+/** Most file systems allow 255 bytes per name. */
+const NAME_MAX = 255;
+
+/**
+ * `name`, cut so that it plus `extra` bytes of decoration still fits in one file name: a long
+ * name (a 240-byte one is a valid binary, and its pointer still fits) would otherwise make its
+ * temporary file impossible to create. A cut name gets a hash of the whole one, so two long
+ * names with the same beginning never share a temporary file.
+ */
+export function fitName(name: string, extra: number): string {
+  if (Buffer.byteLength(name) + extra <= NAME_MAX) return name;
+  const budget = NAME_MAX - extra - 9;
+  let out = "";
+  for (const ch of name) {
+    if (Buffer.byteLength(out + ch) > budget) break;
+    out += ch;
+  }
+  return `${out}~${createHash("sha256").update(name).digest("hex").slice(0, 8)}`;
 }
 
 async function sizeOf(path: string): Promise<number> {
@@ -48,14 +69,21 @@ export async function downloadVerified(store: ObjectStore, req: RetrieveRequest,
   const resumed = start > 0;
   if (start < 0) start = 0;
   try {
-    await fetchInto(store, req, part, start, opts);
-  } catch (err) {
-    // A resumed prefix we cannot vouch for: start over once from byte 0.
-    if (err instanceof IntegrityError && resumed) {
-      await fetchInto(store, req, part, 0, opts);
-    } else {
-      throw err;
+    try {
+      await fetchInto(store, req, part, start, opts);
+    } catch (err) {
+      // A resumed prefix we cannot vouch for: start over once from byte 0.
+      if (err instanceof IntegrityError && resumed) {
+        await fetchInto(store, req, part, 0, opts);
+      } else {
+        throw err;
+      }
     }
+  } catch (err) {
+    // Stopped on purpose (SIGINT/SIGTERM): leave nothing behind. A crash, or a transport error
+    // after the retries, keeps the partial file for the next run to resume.
+    if (opts.signal?.aborted) await rm(part, { force: true });
+    throw err;
   }
   await utimes(part, req.mtime, req.mtime);
   await rename(part, req.file);
@@ -65,8 +93,10 @@ async function fetchInto(store: ObjectStore, req: RetrieveRequest, part: string,
   const hash = createHash("sha256");
   if (start > 0) await hashPrefix(part, hash);
   let received = start;
+  const half = req.size / 2;
   const verify = new Transform({
     transform(chunk: Buffer, _enc, cb) {
+      if (received < half && received + chunk.length >= half) crashPoint("mid-download");
       received += chunk.length;
       if (received > req.size) {
         cb(new IntegrityError(`${store.description}, object ${req.key}: more than the ${req.size} bytes its pointer promises (corrupted in the store or on transfer)`));

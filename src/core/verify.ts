@@ -72,7 +72,7 @@ export async function verify(session: Session, opts: VerifyOptions = {}): Promis
         const key = objectKey(p, prefix);
         try {
           const o = await objectSha256(session, shelf, p);
-          if (o.size !== p.size || o.sha256 !== p.sha256) problems.push(`object ${key} in ${store.description} is corrupt (sha256 ${o.sha256}, expected ${p.sha256})`);
+          if (o.size !== p.size || o.sha256 !== p.sha256) problems.push(`object ${key} in ${store.description} is corrupt (sha256 ${o.sha256}, expected ${p.sha256} by its pointer shelves/${p.path}.pitem)`);
         } catch (err) {
           problems.push(errorMessage(err));
         }

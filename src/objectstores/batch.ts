@@ -1,5 +1,7 @@
+import { getMaxListeners, setMaxListeners } from "node:events";
 import { downloadVerified } from "../core/transfer.js";
-import { withRetry } from "../core/retry.js";
+import { StoreError } from "../core/errors.js";
+import { DEFAULT_RETRY, isRetryable, withRetry } from "../core/retry.js";
 import type {
   BaseObjectStore,
   BatchOptions,
@@ -10,7 +12,8 @@ import type {
   StoreRequest,
 } from "./types.js";
 
-export const DEFAULT_CONCURRENCY = 8;
+/** When the caller names none; pantri itself always passes the configured `concurrency` (default 16). */
+export const DEFAULT_CONCURRENCY = 16;
 
 /**
 * Runs `work` over a (possibly async, possibly lazy) stream of requests with at most
@@ -84,11 +87,22 @@ export async function* mapConcurrent<I, O>(
   }
 }
 
+/**
+ * Up to this size an object goes up without a HEAD first when the store has `putIfAbsent`: one
+ * request instead of two. Small objects are bound by per-request cost (Swift's proxy is Python;
+ * FIELD.md), and if the object is there already, a few KiB were sent for nothing. Bigger objects
+ * are asked about first, since re-sending them would cost more than the round trip.
+ */
+export const PUT_WITHOUT_HEAD_MAX_BYTES = 1 << 20;
+
 /** The one-object store step: head, then upload unless already present. Retried as a whole. */
 async function storeOne<T>(store: BaseObjectStore, req: StoreRequest<T>, opts: BatchOptions): Promise<StoreOutcome<T>> {
   try {
     return await withRetry(
       async () => {
+        if (store.putIfAbsent && req.source.size <= PUT_WITHOUT_HEAD_MAX_BYTES) {
+          return { request: req, uploaded: await store.putIfAbsent(req.key, req.source, opts) };
+        }
         const existing = await store.head(req.key, { signal: opts.signal });
         if (existing && existing.size === req.source.size) return { request: req, uploaded: false };
         await store.put(req.key, req.source, opts);
@@ -97,7 +111,7 @@ async function storeOne<T>(store: BaseObjectStore, req: StoreRequest<T>, opts: B
       { signal: opts.signal },
     );
   } catch (err) {
-    return { request: req, uploaded: false, error: err instanceof Error ? err : new Error(String(err)) };
+    return { request: req, uploaded: false, error: gaveUp(err) };
   }
 }
 
@@ -107,8 +121,44 @@ async function retrieveOne<T>(store: ObjectStore, req: RetrieveRequest<T>, opts:
     await withRetry(() => downloadVerified(store, req, opts), { signal: opts.signal });
     return { request: req };
   } catch (err) {
-    return { request: req, error: err instanceof Error ? err : new Error(String(err)) };
+    return { request: req, error: gaveUp(err) };
   }
+}
+
+/**
+ * A failure as reported: one that outlived every retry says so, and what to do about it. (The
+ * error keeps its class and fields, which callers and the retry policy read.)
+ */
+function gaveUp(err: unknown): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  if (isRetryable(e)) e.message += ` (gave up after ${DEFAULT_RETRY.attempts} attempts: check that the store is reachable, then run the same command again)`;
+  return e;
+}
+
+/**
+ * A store that keeps failing is down, not unlucky: after `limit` objects in a row failed with
+ * transient errors (each after all its retries), the batch throws instead of trying the rest.
+ * Without this, a dead server would cost every remaining object attempts x timeout: hours for a
+ * big shelf. Failures that are about one object (missing, corrupt) do not count.
+ */
+async function* failFast<T extends { error?: Error }>(outcomes: AsyncGenerator<T>, store: string, limit: number): AsyncGenerator<T> {
+  let inARow = 0;
+  for await (const o of outcomes) {
+    yield o;
+    if (!o.error) inARow = 0;
+    else if (isRetryable(o.error) && ++inARow >= limit) {
+      throw new StoreError(
+        `${inARow} objects in a row failed, each after ${DEFAULT_RETRY.attempts} attempts, so the rest were not tried (last error: ${o.error.message}). ` +
+          "Check that the store is reachable and healthy (pantri auth --test), then run the same command again: what finished is kept",
+        { store, cause: o.error, retryable: false },
+      );
+    }
+  }
+}
+
+/** Objects in a row that must fail before a batch gives up on its store. */
+export function giveUpAfter(concurrency: number): number {
+  return Math.max(4, concurrency);
 }
 
 /**
@@ -116,16 +166,33 @@ async function retrieveOne<T>(store: ObjectStore, req: RetrieveRequest<T>, opts:
  * contract: bounded concurrency, shared retry policy, verified downloads, each object yielded
  * the moment it is done so the caller can persist its pointer right away.
  */
+/**
+ * Every transfer in flight listens on the one abort signal (the HTTP request, the stream
+ * pipeline, a retry's sleep: a few listeners each), so at --concurrency 16 Node would warn of
+ * a listener leak that is none. Raise the signal's limit to what this batch can hold.
+ */
+function shareSignal(signal: AbortSignal | undefined, concurrency: number): void {
+  if (!signal) return;
+  const needed = 4 * concurrency + 10;
+  if (getMaxListeners(signal) < needed) setMaxListeners(needed, signal);
+}
+
 export function withBatch(base: BaseObjectStore): ObjectStore {
   const store: ObjectStore = Object.assign(base, {
     storeObjects:
       base.storeObjects ??
-      (<T>(requests: Iterable<StoreRequest<T>> | AsyncIterable<StoreRequest<T>>, opts: BatchOptions = {}) =>
-        mapConcurrent(requests, opts.concurrency ?? DEFAULT_CONCURRENCY, (r) => storeOne(base, r, opts))),
+      (<T>(requests: Iterable<StoreRequest<T>> | AsyncIterable<StoreRequest<T>>, opts: BatchOptions = {}) => {
+        const concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
+        shareSignal(opts.signal, concurrency);
+        return failFast(mapConcurrent(requests, concurrency, (r) => storeOne(base, r, opts)), base.description, giveUpAfter(concurrency));
+      }),
     retrieveObjects:
       base.retrieveObjects ??
-      (<T>(requests: Iterable<RetrieveRequest<T>> | AsyncIterable<RetrieveRequest<T>>, opts: BatchOptions = {}) =>
-        mapConcurrent(requests, opts.concurrency ?? DEFAULT_CONCURRENCY, (r) => retrieveOne(store, r, opts))),
+      (<T>(requests: Iterable<RetrieveRequest<T>> | AsyncIterable<RetrieveRequest<T>>, opts: BatchOptions = {}) => {
+        const concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
+        shareSignal(opts.signal, concurrency);
+        return failFast(mapConcurrent(requests, concurrency, (r) => retrieveOne(store, r, opts)), store.description, giveUpAfter(concurrency));
+      }),
   });
   return store;
 }

@@ -73,7 +73,7 @@ function defaultExport(mod: unknown): unknown {
   return d;
 }
 
-const OPTIONAL_METHODS = ["list", "delete", "authenticate", "testAuth", "close", "storeObjects", "retrieveObjects"] as const;
+const OPTIONAL_METHODS = ["putIfAbsent", "list", "delete", "authenticate", "testAuth", "close", "storeObjects", "retrieveObjects"] as const;
 
 /**
  * A third-party store gets the batch generators it lacks, and its "not found" (an error with

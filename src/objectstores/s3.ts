@@ -174,6 +174,9 @@ const createS3Store: StoreFactory = (rawOptions, context) => {
       status,
       // A missing bucket is a configuration problem, not a missing object (HEAD cannot tell them apart).
       notFound: errName !== "NoSuchBucket" && (status === 404 || errName === "NoSuchKey" || errName === "NotFound"),
+      // Our multipart upload was aborted under us (by a concurrent store of the same object that
+      // finished first, or a lifecycle rule): trying again finds the object, or starts afresh.
+      ...(errName === "NoSuchUpload" ? { retryable: true } : {}),
       retryAfterMs: Number.isFinite(secs) ? secs * 1000 : undefined,
       cause: err,
     });
@@ -241,6 +244,7 @@ const createS3Store: StoreFactory = (rawOptions, context) => {
     });
     try {
       await upload.done();
+      await abortOtherUploads(c, key, upload.uploadId);
     } catch (err) {
       // lib-storage aborts the upload itself, but with one attempt and only once its in-flight
       // parts settle; make sure, with the shared retry policy (aborting twice is harmless).
@@ -249,6 +253,26 @@ const createS3Store: StoreFactory = (rawOptions, context) => {
     } finally {
       opts.signal?.removeEventListener("abort", onAbort);
       body.destroy();
+    }
+  }
+
+  /**
+   * A run killed mid-upload (SIGKILL, power loss) cannot abort its multipart upload, and S3 keeps
+   * (and bills) the parts until someone does. Once this key's object is complete, any other
+   * unfinished upload of it is garbage: the next store of a key cleans up after the dead one. (A
+   * concurrent upload of the same content by another host then finds its upload gone, retries,
+   * and sees the object stored.) Keys no run stores again need a lifecycle rule (README).
+   */
+  async function abortOtherUploads(c: Connection, key: string, keep: string | undefined): Promise<void> {
+    try {
+      const page = await c.client.send(new c.sdk.ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key }));
+      for (const u of page.Uploads ?? []) {
+        if (u.Key !== key || !u.UploadId || u.UploadId === keep) continue;
+        context.log(`${description}: aborting the unfinished multipart upload ${u.UploadId} of ${key} left by an earlier run`);
+        await abortMultipart(c, key, u.UploadId);
+      }
+    } catch (err) {
+      context.log(`${description}: could not list the multipart uploads of ${key}: ${errorMessage(err)}`);
     }
   }
 

@@ -88,6 +88,13 @@ export interface ObjectStore {
   put(key: string, source: PutSource, opts?: RequestOptions): Promise<void>;
   /** A stream of the object's bytes (from opts.start). Throws StoreError with notFound when missing. */
   get(key: string, opts?: GetOptions): Promise<Readable>;
+  /**
+   * Optional: stores the object unless it exists, in ONE request where the store can (Swift's
+   * create-only PUT answers 412 when the key is taken). Resolves true when it stored the object,
+   * false when it was already there. The batch layer uses it instead of head + put for small
+   * objects, where sending the bytes again costs less than a round trip.
+   */
+  putIfAbsent?(key: string, source: PutSource, opts?: RequestOptions): Promise<boolean>;
   /** Optional: every object whose key starts with prefix (paged by the adapter). */
   list?(prefix: string, opts?: RequestOptions): AsyncIterable<ObjectMeta>;
   /** Optional: removes an object (used by tests and maintenance, never by store/retrieve). */

@@ -1,4 +1,4 @@
-import cliProgress from "cli-progress";
+import type cliProgress from "cli-progress";
 import type { PantriEvent, Reporter } from "../core/events.js";
 import type { CommandResult, ItemResult } from "../core/result.js";
 
@@ -36,6 +36,15 @@ export function createReporter(opts: HumanOptions): { report: Reporter; stop: ()
   const showBars = !!err.isTTY && !opts.json && !opts.quiet;
   const red = useColor(err, env) ? (s: string) => `\x1b[33m${s}\x1b[0m` : (s: string) => s;
   let bar: cliProgress.SingleBar | null = null;
+  // Loaded only when bars can show (a TTY): not for --json, --quiet, CI logs or pipes. It is
+  // there long before the first "plan" event, which comes after git and the store have answered.
+  let progress: typeof cliProgress | null = null;
+  if (showBars) {
+    void import("cli-progress").then(
+      (m) => (progress = (m as { default?: typeof cliProgress }).default ?? m),
+      () => undefined,
+    );
+  }
   let files = 0;
   let filesDone = 0;
   let bytesDone = 0;
@@ -51,8 +60,8 @@ export function createReporter(opts: HumanOptions): { report: Reporter; stop: ()
     switch (e.type) {
       case "plan":
         files = e.files;
-        if (showBars && e.files > 0 && !bar) {
-          bar = new cliProgress.SingleBar(
+        if (progress && e.files > 0 && !bar) {
+          bar = new progress.SingleBar(
             {
               stream: err,
               format: "{bar} {percentage}% | {done}/{totalBytes} | {filesDone}/{files} files | {rate}/s | ETA {eta_formatted}",
@@ -60,7 +69,7 @@ export function createReporter(opts: HumanOptions): { report: Reporter; stop: ()
               clearOnComplete: true,
               etaBuffer: 50,
             },
-            cliProgress.Presets.shades_classic,
+            progress.Presets.shades_classic,
           );
           bar.start(Math.max(e.bytes, 1), 0, { filesDone: 0, files, done: formatBytes(0), totalBytes: formatBytes(e.bytes), rate: formatBytes(0) });
         }

@@ -144,6 +144,17 @@ export function runStoreContract(
       expect((await get(key)).equals(buf)).toBe(true);
     });
 
+    it("putIfAbsent, where the store has it, stores once and then finds the object present", async () => {
+      if (!store.putIfAbsent) return; // an optional capability
+      const key = `${run}basic/if-absent.bin`;
+      created.add(key);
+      const buf = randomBytes(500);
+      expect(await store.putIfAbsent(key, sourceFromBuffer(buf))).toBe(true);
+      expect(await store.putIfAbsent(key, sourceFromBuffer(buf))).toBe(false);
+      expect(await store.head(key)).toEqual({ key, size: 500 });
+      expect((await get(key)).equals(buf)).toBe(true);
+    });
+
     it("stores an empty object", async () => {
       const key = `${run}basic/empty.bin`;
       await put(key, Buffer.alloc(0));

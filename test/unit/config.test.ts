@@ -54,7 +54,7 @@ describe("loadConfig: files", () => {
       binaryOverrides: [],
       keepFiles: [],
       checksum: false,
-      concurrency: 8,
+      concurrency: 16,
       jsonOutputDir: cwd,
       passwordFile: join(homedir(), ".config/pantri/password.json"),
     });
@@ -579,6 +579,6 @@ describe("loadConfig: environment", () => {
 
   it("treats an empty variable as unset", async () => {
     const repo = await makeRepo();
-    expect((await load(repo, { env: { PANTRI_CONCURRENCY: "" } })).base.concurrency).toBe(8);
+    expect((await load(repo, { env: { PANTRI_CONCURRENCY: "" } })).base.concurrency).toBe(16);
   });
 });

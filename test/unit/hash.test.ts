@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SNIFF_BYTES, hashFile, isBinaryFile } from "../../src/core/hash.js";
+import { SNIFF_BYTES, hashFile, isBinaryFile, readAndHash } from "../../src/core/hash.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -22,6 +22,7 @@ function openssl(algorithm: "sha1" | "sha256", file: string): string {
 
 describe("hashFile", () => {
   it.each([
+    ["17 MiB + 12345 bytes (sha1 on a second core)", 17 * 1024 * 1024 + 12345],
     ["3 MiB + 12345 bytes", 3 * 1024 * 1024 + 12345],
     ["exactly 2 MiB", 2 * 1024 * 1024],
     ["one byte past 1 MiB", 1024 * 1024 + 1],
@@ -55,6 +56,33 @@ describe("hashFile", () => {
 
   it("rejects for a missing file", async () => {
     await expect(hashFile(join(dir, "nope"))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("hashes several big files at once (they share the sha1 worker)", async () => {
+    const files = await Promise.all(
+      [0, 1, 2].map(async (i) => {
+        const file = join(dir, `parallel-${i}`);
+        await writeFile(file, randomBytes(17 * 1024 * 1024 + i * 1000));
+        return file;
+      }),
+    );
+    const results = await Promise.all(files.map((f) => hashFile(f)));
+    results.forEach((r, i) => {
+      const file = files[i] ?? "";
+      expect(r).toEqual({ size: 17 * 1024 * 1024 + i * 1000, sha1: openssl("sha1", file), sha256: openssl("sha256", file) });
+    });
+  });
+});
+
+describe("readAndHash", () => {
+  it("gives the bytes and the same digests as hashFile", async () => {
+    const file = join(dir, "small-whole");
+    const bytes = randomBytes(4096 + 7);
+    await writeFile(file, bytes);
+    const r = await readAndHash(file);
+    expect(r.data.equals(bytes)).toBe(true);
+    const { data: _data, ...digests } = r;
+    expect(digests).toEqual(await hashFile(file));
   });
 });
 
