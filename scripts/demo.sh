@@ -23,7 +23,7 @@ head -c 3000000 /dev/urandom > shelves/demo/app-1.0.deb
 head -c 1000000 /dev/urandom > shelves/demo/tools/helper.pkg
 head -c 200000 /dev/urandom > shelves/demo/disk.img
 echo "release notes stay in git" > shelves/demo/NOTES.txt
-git add shelves/demo/NOTES.txt  # text files are committed as they are
+git add shelves/demo/NOTES.txt && git commit -qm "release notes"  # text files stay in git as they are
 
 say "pantri store --push: upload to .pantri/store, write pointers, git-ignore binaries, commit"
 $pantri store --push

@@ -138,7 +138,8 @@ export function renderHuman(result: CommandResult, opts: HumanOptions): void {
     else out.write(`${d.note ? String(d.note) : `authenticated to ${String(d.store)}${d.detail ? ` (${String(d.detail)})` : ""}`}\n`);
   }
   if (opts.quiet) return;
-  const counts = LABELS.filter(([k]) => result[k].length > 0).map(([k]) => `${result[k].length} ${k}`).join(", ") || "nothing to do";
+  const checked = typeof result.details.checked === "number" ? [`${result.details.checked} checked`] : [];
+  const counts = [...checked, ...LABELS.filter(([k]) => result[k].length > 0).map(([k]) => `${result[k].length} ${k}`)].join(", ") || "nothing to do";
   const commit = typeof result.details.commit === "string" ? `; committed ${result.details.commit.slice(0, 10)}` : "";
   err.write(`pantri ${result.command}${dry ? " (dry run)" : ""}: ${counts}${commit}\n`);
 }
