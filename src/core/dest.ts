@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { Stats } from "node:fs";
 import { lstat, opendir, readFile, rmdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { forEachLimit } from "./limit.js";
 import type { DestFile } from "./plan.js";
 
 /** Turns an lstat into the facts planning needs. */
@@ -42,12 +43,10 @@ export async function scanDest(dest: string, shelf: string): Promise<Map<string,
       if (ent.isDirectory()) subdirs.push(child);
       else files.push(child);
     }
-    await Promise.all(
-      files.map(async (child) => {
-        const f = await lstatOrNull(join(dest, child));
-        if (f) out.set(child, f);
-      }),
-    );
+    await forEachLimit(files, async (child) => {
+      const f = await lstatOrNull(join(dest, child));
+      if (f) out.set(child, f);
+    });
     for (const d of subdirs) await walk(d);
   }
   const top = await lstatOrNull(join(dest, shelf));

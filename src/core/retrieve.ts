@@ -4,6 +4,7 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 import { randomBytes } from "node:crypto";
 import { gitBlobOid, lstatOrNull, pruneEmptyDirs, scanDest } from "./dest.js";
 import { crashPoint } from "./crash-point.js";
+import { forEachLimit } from "./limit.js";
 import { IntegrityError, PantriError, UsageError, errorMessage, throwIfInterrupted } from "./errors.js";
 import { debug, info, warn } from "./events.js";
 import { hashFile } from "./hash.js";
@@ -84,21 +85,19 @@ async function enrichDest(
   pointers: ReadonlyMap<string, PointerRead>,
   checksum: boolean,
 ): Promise<void> {
-  await Promise.all(
-    files.map(async (f) => {
-      const kind = classifyEntry(f.repoPath, f.mode, shelf);
-      if (kind !== "text" && kind !== "pointer") return;
-      const path = destRelOf(f.repoPath, kind);
-      const have = facts.get(path);
-      if (!have || have.kind !== "file") return;
-      if (kind === "text") {
-        have.blobOid = await gitBlobOid(join(dest, path)).catch(() => undefined);
-      } else if (checksum) {
-        const p = pointers.get(f.repoPath);
-        if (p && !("error" in p) && p.size === have.size) have.sha256 = (await hashFile(join(dest, path))).sha256;
-      }
-    }),
-  );
+  await forEachLimit(files, async (f) => {
+    const kind = classifyEntry(f.repoPath, f.mode, shelf);
+    if (kind !== "text" && kind !== "pointer") return;
+    const path = destRelOf(f.repoPath, kind);
+    const have = facts.get(path);
+    if (!have || have.kind !== "file") return;
+    if (kind === "text") {
+      have.blobOid = await gitBlobOid(join(dest, path)).catch(() => undefined);
+    } else if (checksum) {
+      const p = pointers.get(f.repoPath);
+      if (p && !("error" in p) && p.size === have.size) have.sha256 = (await hashFile(join(dest, path))).sha256;
+    }
+  });
 }
 
 /** Plans one shelf against one dest: incremental from the sync record when possible. */
@@ -122,13 +121,11 @@ export async function planShelf(
     const pointerFiles = changes.filter((c) => c.status !== "D" && classifyEntry(c.path, c.mode, shelf) === "pointer").map((c) => ({ repoPath: c.path, oid: c.oid }));
     const pointers = await readPointersAt(session, pointerFiles);
     const dfacts = new Map<string, DestFile>();
-    await Promise.all(
-      pathsToInspect(changes, shelf).map(async (p) => {
-        if (validateRelPath(p) !== null) return;
-        const f = await lstatOrNull(join(dest, p));
-        if (f) dfacts.set(p, f);
-      }),
-    );
+    await forEachLimit(pathsToInspect(changes, shelf), async (p) => {
+      if (validateRelPath(p) !== null) return;
+      const f = await lstatOrNull(join(dest, p));
+      if (f) dfacts.set(p, f);
+    });
     const files = changes.filter((c) => c.status !== "D").map((c) => ({ repoPath: c.path, mode: c.mode, oid: c.oid }));
     await enrichDest(dest, dfacts, files, shelf, pointers, checksum);
     const actions = planIncrementalRetrieve({ shelf, pointers, dest: dfacts, checksum, changes });

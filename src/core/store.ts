@@ -5,6 +5,7 @@ import { join, relative, resolve, sep } from "node:path";
 import { Readable, Transform } from "node:stream";
 import fg from "fast-glob";
 import { crashPoint } from "./crash-point.js";
+import { forEachLimit } from "./limit.js";
 import { PantriError, UsageError, errorMessage, throwIfInterrupted } from "./errors.js";
 import { info } from "./events.js";
 import { IN_MEMORY_MAX_BYTES, hashFile, isBinaryFile, readAndHash, type FileDigests } from "./hash.js";
@@ -172,17 +173,6 @@ interface Pending {
 }
 
 
-/** Files looked at by gatherStoreCandidates at once. */
-const GATHER_CONCURRENCY = 32;
-
-/** Runs `fn` over `items`, at most `limit` at a time. */
-async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 
 /**
  * Everything store planning needs to know about the files selected under shelves/: kind, size,
@@ -212,7 +202,7 @@ export async function gatherStoreCandidates(
   const matchers = new Map<string, { ignore: (p: string) => boolean; override: (p: string) => boolean }>();
   // A bounded number at a time: all at once held a handle, a sniff buffer and promises for every
   // file (RSS 130+ MB for 2,000 files), and libuv runs only four file-system calls at once anyway.
-  await forEachLimit(entries, GATHER_CONCURRENCY, async (rel) => {
+  await forEachLimit(entries, async (rel) => {
     if (rel.endsWith("/")) return;
     const slash = rel.indexOf("/");
     if (slash < 0) return; // directly in shelves/: not in any shelf
