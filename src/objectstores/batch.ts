@@ -97,19 +97,18 @@ export const PUT_WITHOUT_HEAD_MAX_BYTES = 1 << 20;
 
 /** The one-object store step: head, then upload unless already present. Retried as a whole. */
 async function storeOne<T>(store: BaseObjectStore, req: StoreRequest<T>, opts: BatchOptions): Promise<StoreOutcome<T>> {
+  // Each request is retried on its own: retrying HEAD and PUT as one unit would make a flaky
+  // store fail an object when either of two requests failed on every attempt.
+  const retry = { signal: opts.signal };
   try {
-    return await withRetry(
-      async () => {
-        if (store.putIfAbsent && req.source.size <= PUT_WITHOUT_HEAD_MAX_BYTES) {
-          return { request: req, uploaded: await store.putIfAbsent(req.key, req.source, opts) };
-        }
-        const existing = await store.head(req.key, { signal: opts.signal });
-        if (existing && existing.size === req.source.size) return { request: req, uploaded: false };
-        await store.put(req.key, req.source, opts);
-        return { request: req, uploaded: true };
-      },
-      { signal: opts.signal },
-    );
+    const putIfAbsent = store.putIfAbsent?.bind(store);
+    if (putIfAbsent && req.source.size <= PUT_WITHOUT_HEAD_MAX_BYTES) {
+      return { request: req, uploaded: await withRetry(() => putIfAbsent(req.key, req.source, opts), retry) };
+    }
+    const existing = await withRetry(() => store.head(req.key, { signal: opts.signal }), retry);
+    if (existing && existing.size === req.source.size) return { request: req, uploaded: false };
+    await withRetry(() => store.put(req.key, req.source, opts), retry);
+    return { request: req, uploaded: true };
   } catch (err) {
     return { request: req, uploaded: false, error: gaveUp(err) };
   }
