@@ -8,7 +8,8 @@
  *
  * Environment: BENCH_REPEAT (runs of each small workload, default 3), BENCH_REPEAT_LARGE (runs
  * of the GiB ones, default 1), BENCH_ONLY=group,group (hash, big, small, s3, noop, restore, rss,
- * cold), BENCH_KEEP=1 (keep bench/work and the Swift folder for a look afterwards).
+ * cold), BENCH_KEEP=1 (keep bench/work and the Swift folder for a look afterwards),
+ * BENCH_PANTRI=<path to another bin/pantri.js> (compare builds).
  *
  * Runs against dist/ through the real CLI (`node bin/pantri.js`) in real git repos. Prints a
  * table of medians, ratios (pantri / peer, or pantri / pantri for scaling rows) and peak RSS,
@@ -25,7 +26,8 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const PANTRI = join(ROOT, "bin", "pantri.js");
+// BENCH_PANTRI: another build's bin/pantri.js (e.g. a copy of an older checkout), for before/after.
+const PANTRI = resolve(process.env.BENCH_PANTRI ?? join(ROOT, "bin", "pantri.js"));
 const WORK = join(ROOT, "bench", "work");
 const RESULTS = join(ROOT, "bench", "results.json");
 const NODE = process.execPath;
@@ -398,7 +400,7 @@ async function benchHash(big) {
   ]);
   addRow({ group: "hash", workload: `hash ${fmtSize(BIG)} (store --dry-run)`, a, b, peer: "openssl", kind: "throughput", target: 0.9 });
   // The same hashing without the CLI around it (no yargs, git or config): where the gap is.
-  const hashOnly = `import(${JSON.stringify(join(ROOT, "dist", "core", "hash.js"))}).then((m) => m.hashFile(${JSON.stringify(big)}))`;
+  const hashOnly = `import(${JSON.stringify(join(dirname(PANTRI), "..", "dist", "core", "hash.js"))}).then((m) => m.hashFile(${JSON.stringify(big)}))`;
   const [c, d] = await alternate(n, [() => measure(NODE, ["-e", hashOnly]), () => measure("openssl", ["dgst", "-sha256", big])]);
   addRow({ group: "hash", workload: `hash ${fmtSize(BIG)} (hashFile() alone)`, a: c, b: d, peer: "openssl", kind: "throughput" });
 }
@@ -644,6 +646,7 @@ async function main() {
     repeat: REPEAT,
     repeatLarge: REPEAT_LARGE,
     durationSeconds: Math.round((Date.now() - started) / 1000),
+    pantri: PANTRI,
     machine: {
       cpus: cpu.length,
       cpuModel: cpu[0]?.model,
