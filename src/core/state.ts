@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdir, open, readFile, rm, stat } from "node:fs/promises";
 import { homedir, hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -27,23 +28,34 @@ function shortHash(s: string): string {
 /** `<name>.<pid>.<8 hex>.tmp`: how writeFileAtomic names its temporary files (see isStaleTempFile). */
 const TEMP_RE = /\.(\d+)\.[0-9a-f]{8}\.tmp$/;
 
+/** Per-process start for temporary names: random, then counted up, so names never repeat in a run. */
+let tempSerial = randomBytes(4).readUInt32BE(0);
+
 /**
  * Writes a file atomically (temp + rename in the same folder) with mode 0600. The temporary
  * name carries the writer's pid, so a leftover of a killed run can be told from a live one.
+ *
+ * Synchronous on purpose: these files are small (pointers, records), and a store writes one per
+ * object. Through fs/promises each write was five thread-pool round trips and a FileHandle,
+ * 0.4 ms of this thread's CPU per pointer (profiled on 2,000 small files), more than the calls
+ * themselves cost when made directly.
  */
 export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): Promise<void> {
-  const tmp = join(dirname(path), `${fitName(basename(path), 20)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+  tempSerial = (tempSerial + 1) >>> 0;
+  const tmp = join(dirname(path), `${fitName(basename(path), 20)}.${process.pid}.${tempSerial.toString(16).padStart(8, "0")}.tmp`);
   try {
-    // The folder nearly always exists (a pointer sits beside its binary): create it only when
-    // the write says it is missing, instead of a recursive mkdir (and its EEXIST) per file.
-    await writeFile(tmp, data, { mode }).catch(async (err: unknown) => {
+    try {
+      writeFileSync(tmp, data, { mode });
+    } catch (err) {
+      // The folder nearly always exists (a pointer sits beside its binary): create it only when
+      // the write says it is missing, instead of a recursive mkdir (and its EEXIST) per file.
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
       await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-      await writeFile(tmp, data, { mode });
-    });
-    await rename(tmp, path);
+      writeFileSync(tmp, data, { mode });
+    }
+    renameSync(tmp, path);
   } catch (err) {
-    await rm(tmp, { force: true });
+    rmSync(tmp, { force: true });
     throw err;
   }
 }
