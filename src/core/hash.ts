@@ -1,24 +1,25 @@
-import { createHash } from "node:crypto";
-import { close, open as openFd, read, readFile } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import { createHash, type Hash } from "node:crypto";
+import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { open, stat, type FileHandle } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
+import { PantriError } from "./errors.js";
 
-/** Read size for hashing: measured fastest here (~950 MiB/s); bigger buys nothing, smaller costs syscalls. */
+/** Read size for hashing on this thread: measured fastest here; bigger buys nothing, smaller costs syscalls. */
 const CHUNK_BYTES = 1 << 20;
 
 /**
- * Files at least this big get their sha1 computed on a second core (a worker thread) while this
- * thread computes sha256 over the same bytes, read once into shared memory. Measured on 1 GiB
- * here: 0.85-0.95 s instead of 1.5-1.6 s one after the other, on par with `openssl dgst
- * -sha256` alone. Below this size the worker's start (~30 ms, once per process) and the
- * per-chunk messages cost more than they save.
+ * Files at least this big are hashed on worker threads, one per digest, each reading the file
+ * itself: on 1 GiB here, sha256 and sha1 together took 0.85 s that way, against 1.1 s with one
+ * reader feeding both through shared memory (the hand-offs stalled) and 1.5 s on one thread.
+ * The second reader costs little: it reads what the first just brought into the page cache.
+ * Below this size a worker's start and messages cost more than they save.
  */
 const PARALLEL_MIN_BYTES = 16 << 20;
 
-/** Chunks in flight between the reader, this thread's sha256 and the worker's sha1. */
-const SLOTS = 4;
+/** Hash workers kept at most: two readers of one file (see hashOnWorkers). */
+const MAX_WORKERS = 2;
 
-/** An idle sha1 worker is ended after this long (see Sha1Worker). */
+/** An idle hash worker is ended after this long (it holds its own heap, ~15 MB). */
 const IDLE_WORKER_MS = 250;
 
 /**
@@ -33,28 +34,84 @@ export interface FileDigests {
   size: number;
   sha1: string;
   sha256: string;
+  /** With HashOptions.md5PartSize: the MD5 of each part of that many bytes (one for a file up to it, also an empty one). */
+  md5Parts?: string[];
+}
+
+export interface HashOptions {
+  onBytes?: (n: number) => void;
+  /** Also compute the MD5 of each part of this many bytes (see ObjectStore.md5PartSize). */
+  md5PartSize?: number;
 }
 
 /**
- * sha1 and sha256 of a file in ONE read pass (the file may be many GiB and cold in cache: two
- * passes would double the I/O). `size` is what was actually read, so a file that changes while
- * being hashed is described by the bytes that were hashed. Big files are hashed on two cores
- * (see PARALLEL_MIN_BYTES); small ones reuse one buffer, which `update` consumes synchronously.
+ * sha1 and sha256 (and, when asked, per-part MD5s) of a file. Small files are read once on this
+ * thread; big ones on worker threads (see PARALLEL_MIN_BYTES). The file must not change while it
+ * is hashed: its size, mtime, ctime and inode are compared before and after, and every reader
+ * must have read exactly its size, else this fails, naming the file.
  */
-export async function hashFile(path: string, onBytes?: (n: number) => void): Promise<FileDigests> {
-  const file = await open(path, "r");
-  try {
-    const { size } = await file.stat();
-    const worker = size >= PARALLEL_MIN_BYTES ? sha1Worker() : null;
-    return worker ? await hashTwoCores(file, worker, onBytes) : await hashOneCore(file, onBytes);
-  } finally {
-    await file.close();
+export async function hashFile(path: string, opts: HashOptions | ((n: number) => void) = {}): Promise<FileDigests> {
+  const { onBytes, md5PartSize } = typeof opts === "function" ? { onBytes: opts, md5PartSize: undefined } : opts;
+  const before = statSync(path);
+  if (before.size <= IN_MEMORY_MAX_BYTES) {
+    // Small: read whole in one call (see readAndHash), so the digests describe exactly the bytes
+    // read; not through a 1 MiB buffer per file, which for thousands of files was mostly GC.
+    const { data: _data, ...small } = await readAndHash(path, md5PartSize);
+    onBytes?.(small.size);
+    return small;
+  }
+  let digests: FileDigests | null = null;
+  if (before.size >= PARALLEL_MIN_BYTES) digests = await hashOnWorkers(path, onBytes, md5PartSize);
+  if (!digests) {
+    const file = await open(path, "r");
+    try {
+      digests = await hashOneThread(file, onBytes, md5PartSize);
+    } finally {
+      await file.close();
+    }
+  }
+  const after = await stat(path);
+  const same = (a: typeof before, b: typeof before) => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino && a.dev === b.dev;
+  if (!same(before, after) || digests.size !== after.size) throw new PantriError(`${path} changed while it was being hashed; run again once it is complete`);
+  return digests;
+}
+
+/** MD5 per part of `partSize` bytes, fed in order (see FileDigests.md5Parts). */
+class PartMd5 {
+  readonly parts: string[] = [];
+  private md5: Hash = createHash("md5");
+  private inPart = 0;
+  constructor(private readonly partSize: number) {}
+  update(chunk: Buffer): void {
+    for (let off = 0; off < chunk.length; ) {
+      const take = Math.min(chunk.length - off, this.partSize - this.inPart);
+      this.md5.update(chunk.subarray(off, off + take));
+      off += take;
+      this.inPart += take;
+      if (this.inPart === this.partSize) {
+        this.parts.push(this.md5.digest("hex"));
+        this.md5 = createHash("md5");
+        this.inPart = 0;
+      }
+    }
+  }
+  digest(): string[] {
+    if (this.inPart > 0 || this.parts.length === 0) this.parts.push(this.md5.digest("hex"));
+    return this.parts;
   }
 }
 
-async function hashOneCore(file: FileHandle, onBytes?: (n: number) => void): Promise<FileDigests> {
+/** The MD5 of each `partSize` bytes of `data` (see FileDigests.md5Parts). */
+export function md5PartsOf(data: Buffer, partSize: number): string[] {
+  const m = new PartMd5(partSize);
+  m.update(data);
+  return m.digest();
+}
+
+async function hashOneThread(file: FileHandle, onBytes?: (n: number) => void, md5PartSize?: number): Promise<FileDigests> {
   const sha1 = createHash("sha1");
   const sha256 = createHash("sha256");
+  const md5 = md5PartSize ? new PartMd5(md5PartSize) : null;
   const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
   let size = 0;
   for (;;) {
@@ -63,47 +120,29 @@ async function hashOneCore(file: FileHandle, onBytes?: (n: number) => void): Pro
     const chunk = buffer.subarray(0, bytesRead);
     sha1.update(chunk);
     sha256.update(chunk);
+    md5?.update(chunk);
     size += bytesRead;
     onBytes?.(bytesRead);
   }
-  return { size, sha1: sha1.digest("hex"), sha256: sha256.digest("hex") };
+  return { size, sha1: sha1.digest("hex"), sha256: sha256.digest("hex"), ...(md5 ? { md5Parts: md5.digest() } : {}) };
 }
 
 /**
- * Reads each chunk once into a slot of shared memory; the worker hashes it with sha1 while this
- * thread hashes it with sha256, and the next chunk is already being read (on libuv's pool).
- * A slot is reused only after the worker said it is done with it.
+ * On workers, each reading the file itself: sha256 and sha1 on one each, or, with MD5 parts
+ * wanted, sha256 + sha1 on one and the MD5s (the slowest digest, ~1.5 s per GiB) on the other,
+ * so two cores carry even loads. Null when workers cannot start here (this thread does it all then).
  */
-async function hashTwoCores(file: FileHandle, worker: Sha1Worker, onBytes?: (n: number) => void): Promise<FileDigests> {
-  const mem = Buffer.from(new SharedArrayBuffer(SLOTS * CHUNK_BYTES));
-  const job = worker.start(mem);
-  const sha256 = createHash("sha256");
-  const released: (Promise<void> | null)[] = new Array<Promise<void> | null>(SLOTS).fill(null);
-  let size = 0;
-  const readSlot = async (slot: number): Promise<number> => {
-    await released[slot];
-    const { bytesRead } = await file.read(mem, slot * CHUNK_BYTES, CHUNK_BYTES, size);
-    size += bytesRead;
-    return bytesRead;
-  };
-  try {
-    let slot = 0;
-    let next = readSlot(slot);
-    for (;;) {
-      const n = await next;
-      if (n === 0) break;
-      released[slot] = job.hash(slot * CHUNK_BYTES, n, slot);
-      const chunk = mem.subarray(slot * CHUNK_BYTES, slot * CHUNK_BYTES + n);
-      slot = (slot + 1) % SLOTS;
-      next = readSlot(slot); // reads while this thread hashes
-      sha256.update(chunk);
-      onBytes?.(n);
-    }
-    return { size, sha1: await job.digest(), sha256: sha256.digest("hex") };
-  } catch (err) {
-    job.drop();
-    throw err;
-  }
+async function hashOnWorkers(path: string, onBytes?: (n: number) => void, md5PartSize?: number): Promise<FileDigests | null> {
+  const pool = HashPool.get();
+  if (!pool) return null;
+  const jobs = md5PartSize
+    ? [pool.run({ path, algorithms: ["sha256", "sha1"] }, onBytes), pool.run({ path, algorithms: ["md5"], partSize: md5PartSize })]
+    : [pool.run({ path, algorithms: ["sha256"] }, onBytes), pool.run({ path, algorithms: ["sha1"] })];
+  const results = await Promise.all(jobs);
+  if (results.some((r) => r.size !== results[0]?.size)) throw new PantriError(`${path} changed while it was being hashed; run again once it is complete`);
+  const all = results.flatMap((r) => r.digests);
+  const [sha256, sha1, md5Parts] = md5PartSize ? [all[0]?.[0], all[1]?.[0], all[2]] : [all[0]?.[0], all[1]?.[0], undefined];
+  return { size: results[0]?.size ?? 0, sha256: sha256 ?? "", sha1: sha1 ?? "", ...(md5Parts ? { md5Parts } : {}) };
 }
 
 /**
@@ -112,167 +151,204 @@ async function hashTwoCores(file: FileHandle, worker: Sha1Worker, onBytes?: (n: 
  */
 export const IN_MEMORY_MAX_BYTES = 1 << 20;
 
-/** sha1 and sha256 of a small file read whole, with its bytes (see IN_MEMORY_MAX_BYTES). */
-export async function readAndHash(path: string): Promise<FileDigests & { data: Buffer }> {
-  // The callback API: for thousands of small files, fs/promises' FileHandle costs twice the CPU.
-  const data = await new Promise<Buffer>((resolve, reject) => readFile(path, (err, buf) => (err ? reject(err) : resolve(buf))));
+/**
+ * sha1 and sha256 of a small file read whole, with its bytes (see IN_MEMORY_MAX_BYTES).
+ * Synchronous reads, like isBinaryFile's: for files this small, a thread-pool round trip per
+ * call costs more CPU than the read (see isBinaryFile).
+ */
+export async function readAndHash(path: string, md5PartSize?: number): Promise<FileDigests & { data: Buffer }> {
+  const data = readFileSync(path);
   return {
     size: data.length,
     sha1: createHash("sha1").update(data).digest("hex"),
     sha256: createHash("sha256").update(data).digest("hex"),
+    ...(md5PartSize ? { md5Parts: md5PartsOf(data, md5PartSize) } : {}),
     data,
   };
 }
 
-/** The worker's side, CommonJS in one string so it runs the same from dist/ and from the sources under test. */
+/**
+ * The workers' side, CommonJS in one string so it runs the same from dist/ and from the sources
+ * under test. Synchronous reads: a worker does nothing else, and 4 MiB reads measured fastest.
+ */
 const WORKER_SOURCE = `
 const { parentPort } = require("node:worker_threads");
 const { createHash } = require("node:crypto");
-const jobs = new Map();
-parentPort.on("message", (m) => {
-  if (m.op === "start") {
-    jobs.set(m.id, { hash: createHash("sha1"), mem: Buffer.from(m.mem) });
-    return;
-  }
-  const job = jobs.get(m.id);
-  if (m.op === "drop" || !job) {
-    jobs.delete(m.id);
-    return;
-  }
-  if (m.op === "hash") {
-    job.hash.update(job.mem.subarray(m.offset, m.offset + m.length));
-    parentPort.postMessage({ id: m.id, slot: m.slot });
-  } else if (m.op === "digest") {
-    jobs.delete(m.id);
-    parentPort.postMessage({ id: m.id, digest: job.hash.digest("hex") });
+const fs = require("node:fs");
+const CHUNK = 4 << 20;
+const PROGRESS_EVERY = 16 << 20;
+const buf = Buffer.allocUnsafe(CHUNK);
+parentPort.on("message", ({ id, path, algorithms, partSize, progress }) => {
+  let fd = -1;
+  try {
+    fd = fs.openSync(path, "r");
+    const digests = algorithms.map(() => []);
+    let hashes = algorithms.map((a) => createHash(a));
+    let pos = 0, inPart = 0, reported = 0;
+    for (;;) {
+      const want = partSize ? Math.min(CHUNK, partSize - inPart) : CHUNK;
+      const n = fs.readSync(fd, buf, 0, want, pos);
+      if (n === 0) break;
+      const chunk = n === CHUNK ? buf : buf.subarray(0, n);
+      for (const h of hashes) h.update(chunk);
+      pos += n;
+      inPart += n;
+      if (partSize && inPart === partSize) {
+        hashes.forEach((h, i) => digests[i].push(h.digest("hex")));
+        hashes = algorithms.map((a) => createHash(a));
+        inPart = 0;
+      }
+      if (progress && pos - reported >= PROGRESS_EVERY) {
+        parentPort.postMessage({ id, progress: pos - reported });
+        reported = pos;
+      }
+    }
+    if (!partSize || inPart > 0 || digests[0].length === 0) hashes.forEach((h, i) => digests[i].push(h.digest("hex")));
+    if (progress && pos > reported) parentPort.postMessage({ id, progress: pos - reported });
+    parentPort.postMessage({ id, size: pos, digests });
+  } catch (err) {
+    parentPort.postMessage({ id, error: String(err && err.message || err), code: err && err.code });
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
   }
 });
 `;
 
-interface Sha1Job {
-  /** Hashes mem[offset, offset + length); resolves when the worker is done with those bytes. */
-  hash(offset: number, length: number, slot: number): Promise<void>;
-  digest(): Promise<string>;
-  drop(): void;
+interface HashJob {
+  path: string;
+  /** Digests of one read of the file. */
+  algorithms: ("sha256" | "sha1" | "md5")[];
+  /** A digest per part of this many bytes, instead of one for the whole file. */
+  partSize?: number;
 }
 
+interface HashJobResult {
+  size: number;
+  /** Per algorithm, its digests (one, or one per part). */
+  digests: string[][];
+}
+
+type WorkerMessage = { id: number; progress?: number; size?: number; digests?: string[][]; error?: string; code?: string };
+
 /**
- * One sha1 worker per process, shared by every concurrent hashFile. It holds the process open
- * only while a job runs; if it dies, every job in flight fails and the next hash starts a new one.
+ * Up to MAX_WORKERS hash workers shared by every hashFile of the process; a job waits for a free
+ * one. A worker holds the process open only while it has a job, and ends after IDLE_WORKER_MS
+ * idle. If one dies, its job fails and the next job starts a new worker.
  */
-class Sha1Worker {
-  private readonly worker: Worker;
-  private readonly waiting = new Map<string, { resolve: (v: string) => void; reject: (e: Error) => void }>();
-  private jobs = 0;
+class HashPool {
+  private static shared: HashPool | null = null;
+  private static unavailable = false;
+
+  static get(): HashPool | null {
+    if (HashPool.unavailable) return null;
+    HashPool.shared ??= new HashPool();
+    return HashPool.shared;
+  }
+
+  private readonly idle: Worker[] = [];
+  private readonly queue: (() => void)[] = [];
+  private count = 0;
   private nextId = 0;
-  private idleTimer: NodeJS.Timeout | null = null;
-  dead = false;
+  private readonly timers = new Map<Worker, NodeJS.Timeout>();
 
-  constructor() {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true });
-    this.worker.unref();
-    this.worker.on("message", (m: { id: number; slot?: number; digest?: string }) => {
-      const key = m.digest === undefined ? `${m.id}:${m.slot}` : `${m.id}:digest`;
-      const w = this.waiting.get(key);
-      this.waiting.delete(key);
-      w?.resolve(m.digest ?? "");
-    });
-    const fail = (err: Error) => {
-      this.dead = true;
-      for (const w of this.waiting.values()) w.reject(err);
-      this.waiting.clear();
-    };
-    this.worker.on("error", (err) => fail(new Error(`sha1 worker failed: ${err.message}`, { cause: err })));
-    this.worker.on("exit", (code) => fail(new Error(`sha1 worker exited (${code})`)));
-  }
-
-  /** Ends an idle worker; the next big file starts a new one. */
-  private retire(): void {
-    if (this.jobs > 0 || this.dead) return;
-    this.dead = true;
-    void this.worker.terminate();
-  }
-
-  private wait(key: string): Promise<string> {
-    if (this.dead) return Promise.reject(new Error("sha1 worker is gone"));
-    return new Promise((resolve, reject) => this.waiting.set(key, { resolve, reject }));
-  }
-
-  start(mem: Buffer): Sha1Job {
-    const id = this.nextId++;
-    if (this.jobs++ === 0) this.worker.ref();
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
-    let open = true;
-    const end = () => {
-      if (!open) return;
-      open = false;
-      if (--this.jobs === 0) {
-        this.worker.unref();
-        // An idle worker still holds its own heap (~15 MB): let it go unless more hashing follows
-        // soon (a run of big files keeps it), so the upload after a hash runs without it.
-        this.idleTimer = setTimeout(() => this.retire(), IDLE_WORKER_MS);
-        this.idleTimer.unref();
+  private async acquire(): Promise<Worker | null> {
+    const w = this.idle.pop();
+    if (w) {
+      clearTimeout(this.timers.get(w));
+      this.timers.delete(w);
+      return w;
+    }
+    if (this.count < MAX_WORKERS) {
+      try {
+        const worker = new Worker(WORKER_SOURCE, { eval: true });
+        this.count++;
+        worker.once("exit", () => {
+          this.count--;
+          const i = this.idle.indexOf(worker);
+          if (i >= 0) this.idle.splice(i, 1);
+          this.queue.shift()?.();
+        });
+        return worker;
+      } catch {
+        HashPool.unavailable = true;
+        return null;
       }
-    };
-    this.worker.postMessage({ op: "start", id, mem: mem.buffer });
-    return {
-      hash: (offset, length, slot) => {
-        const done = this.wait(`${id}:${slot}`).then(() => undefined);
-        // Awaited only if the slot comes round again; a failure then reaches the reader there.
-        done.catch(() => undefined);
-        this.worker.postMessage({ op: "hash", id, offset, length, slot });
-        return done;
-      },
-      digest: async () => {
-        const done = this.wait(`${id}:digest`);
-        this.worker.postMessage({ op: "digest", id });
-        try {
-          return await done;
-        } finally {
-          end();
-        }
-      },
-      drop: () => {
-        if (!this.dead) this.worker.postMessage({ op: "drop", id });
-        for (const key of [...this.waiting.keys()]) if (key.startsWith(`${id}:`)) this.waiting.delete(key);
-        end();
-      },
-    };
+    }
+    await new Promise<void>((resolve) => this.queue.push(resolve));
+    return this.acquire();
   }
-}
 
-let shared: Sha1Worker | null = null;
-
-/** The shared worker, started on first use; null where threads cannot start (one core does it all then). */
-function sha1Worker(): Sha1Worker | null {
-  if (shared && !shared.dead) return shared;
-  try {
-    shared = new Sha1Worker();
-  } catch {
-    shared = null;
+  private release(worker: Worker): void {
+    worker.unref();
+    const next = this.queue.shift();
+    this.idle.push(worker);
+    const timer = setTimeout(() => {
+      // Out of the idle list first, so no job is handed to a worker that is ending.
+      const i = this.idle.indexOf(worker);
+      if (i >= 0) this.idle.splice(i, 1);
+      this.timers.delete(worker);
+      void worker.terminate();
+    }, IDLE_WORKER_MS);
+    timer.unref();
+    this.timers.set(worker, timer);
+    next?.();
   }
-  return shared;
+
+  async run(job: HashJob, onBytes?: (n: number) => void): Promise<HashJobResult> {
+    const worker = await this.acquire();
+    if (!worker) throw new PantriError(`cannot start a thread to hash ${job.path}`);
+    worker.ref();
+    const id = this.nextId++;
+    try {
+      return await new Promise<HashJobResult>((resolve, reject) => {
+        const onMessage = (m: WorkerMessage) => {
+          if (m.id !== id) return;
+          if (m.progress !== undefined) {
+            onBytes?.(m.progress);
+            return;
+          }
+          cleanup();
+          if (m.error !== undefined) reject(Object.assign(new Error(m.error), m.code ? { code: m.code } : {}));
+          else resolve({ size: m.size ?? 0, digests: m.digests ?? [] });
+        };
+        const onExit = (code: number) => {
+          cleanup();
+          reject(new PantriError(`the thread hashing ${job.path} ended unexpectedly (${code})`));
+        };
+        const cleanup = () => {
+          worker.off("message", onMessage);
+          worker.off("exit", onExit);
+        };
+        worker.on("message", onMessage);
+        worker.once("exit", onExit);
+        worker.postMessage({ id, ...job, progress: onBytes !== undefined });
+      });
+    } finally {
+      if (worker.threadId >= 0) this.release(worker);
+    }
+  }
 }
 
 /**
- * True when a NUL byte occurs in the first SNIFF_BYTES of the file (see SNIFF_BYTES). Called once
- * per new file, so on the callback API (see readAndHash).
+ * True when a NUL byte occurs in the first SNIFF_BYTES of the file (see SNIFF_BYTES).
+ *
+ * Small local-file calls (this sniff, a whole small file, a pointer) are made synchronously: a
+ * store of thousands of small files makes several per file, and through libuv's thread pool each
+ * costs a futex wake, an epoll round and a promise, more CPU than the call itself (2,000 files of
+ * 4 KiB: ~107,000 futex calls), CPU that Swift's own processes need on the same host.
  */
 export async function isBinaryFile(path: string): Promise<boolean> {
-  const buffer = Buffer.alloc(SNIFF_BYTES);
-  const fd = await new Promise<number>((resolve, reject) => openFd(path, "r", (err, n) => (err ? reject(err) : resolve(n))));
+  const buffer = Buffer.allocUnsafe(SNIFF_BYTES);
+  const fd = openSync(path, "r");
   try {
     let filled = 0;
     while (filled < SNIFF_BYTES) {
-      const n = await new Promise<number>((resolve, reject) =>
-        read(fd, buffer, filled, SNIFF_BYTES - filled, filled, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead))),
-      );
+      const n = readSync(fd, buffer, filled, SNIFF_BYTES - filled, filled);
       if (n === 0) break;
       filled += n;
     }
     return buffer.subarray(0, filled).includes(0);
   } finally {
-    await new Promise<void>((resolve) => close(fd, () => resolve()));
+    closeSync(fd);
   }
 }

@@ -1,10 +1,10 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SNIFF_BYTES, hashFile, isBinaryFile, readAndHash } from "../../src/core/hash.js";
+import { SNIFF_BYTES, hashFile, isBinaryFile, md5PartsOf, readAndHash } from "../../src/core/hash.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -22,7 +22,7 @@ function openssl(algorithm: "sha1" | "sha256", file: string): string {
 
 describe("hashFile", () => {
   it.each([
-    ["17 MiB + 12345 bytes (sha1 on a second core)", 17 * 1024 * 1024 + 12345],
+    ["17 MiB + 12345 bytes (on worker threads)", 17 * 1024 * 1024 + 12345],
     ["3 MiB + 12345 bytes", 3 * 1024 * 1024 + 12345],
     ["exactly 2 MiB", 2 * 1024 * 1024],
     ["one byte past 1 MiB", 1024 * 1024 + 1],
@@ -58,7 +58,7 @@ describe("hashFile", () => {
     await expect(hashFile(join(dir, "nope"))).rejects.toMatchObject({ code: "ENOENT" });
   });
 
-  it("hashes several big files at once (they share the sha1 worker)", async () => {
+  it("hashes several big files at once (they share the hash workers)", async () => {
     const files = await Promise.all(
       [0, 1, 2].map(async (i) => {
         const file = join(dir, `parallel-${i}`);
@@ -71,6 +71,54 @@ describe("hashFile", () => {
       const file = files[i] ?? "";
       expect(r).toEqual({ size: 17 * 1024 * 1024 + i * 1000, sha1: openssl("sha1", file), sha256: openssl("sha256", file) });
     });
+  });
+});
+
+describe("md5 parts", () => {
+  const md5 = (b: Buffer) => createHash("md5").update(b).digest("hex");
+  const partsOf = (b: Buffer, n: number) => {
+    const out: string[] = [];
+    for (let i = 0; i < b.length; i += n) out.push(md5(b.subarray(i, i + n)));
+    return out.length ? out : [md5(Buffer.alloc(0))];
+  };
+
+  it.each([
+    ["on workers, parts not a multiple of the read size", 17 * 1024 * 1024 + 5, 5 * 1024 * 1024 + 3],
+    ["on workers, an exact multiple", 20 * 1024 * 1024, 4 * 1024 * 1024],
+    ["on workers, one part bigger than the file", 17 * 1024 * 1024, 1024 ** 3],
+    ["on this thread, parts smaller than a read", 3 * 1024 * 1024 + 1, 100_000],
+    ["an empty file", 0, 1024],
+  ])("gives the MD5 of each part %s", async (_name, size, partSize) => {
+    const bytes = randomBytes(size);
+    const file = join(dir, `md5-${size}-${partSize}`);
+    await writeFile(file, bytes);
+    const r = await hashFile(file, { md5PartSize: partSize });
+    expect(r.md5Parts).toEqual(partsOf(bytes, partSize));
+    expect(r.sha256).toBe(createHash("sha256").update(bytes).digest("hex"));
+    expect(md5PartsOf(bytes, partSize)).toEqual(partsOf(bytes, partSize));
+    expect((await readAndHash(file, partSize)).md5Parts).toEqual(partsOf(bytes, partSize));
+  });
+
+  it("leaves them out unless asked", async () => {
+    const file = join(dir, "no-md5");
+    await writeFile(file, randomBytes(17 * 1024 * 1024));
+    expect((await hashFile(file)).md5Parts).toBeUndefined();
+  });
+});
+
+describe("a file that changes while it is hashed", () => {
+  it("fails, naming the file, instead of describing bytes that were never there together", async () => {
+    const file = join(dir, "growing");
+    await writeFile(file, randomBytes(64 * 1024 * 1024));
+    let settled = false;
+    const hashing = hashFile(file).finally(() => (settled = true));
+    hashing.catch(() => undefined);
+    // Keeps appending until the hash is done, so the file changes while it is read.
+    while (!settled) {
+      await appendFile(file, randomBytes(1024));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await expect(hashing).rejects.toThrow(/growing changed while it was being hashed/);
   });
 });
 
