@@ -1,8 +1,6 @@
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { appendFile, lstat, readFile, rm, stat } from "node:fs/promises";
+import { lstatSync, readFileSync, statSync } from "node:fs";
+import { appendFile, readFile, rm } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
-import { Readable, Transform } from "node:stream";
 import fg from "fast-glob";
 import { crashPoint } from "./crash-point.js";
 import { forEachLimit } from "./limit.js";
@@ -15,8 +13,9 @@ import { POINTER_SUFFIX, contentKey, parsePointer, serializePointer } from "./po
 import { emptyResult, finish, type CommandResult } from "./result.js";
 import type { Session } from "./session.js";
 import { acquireLock, isStaleTempFile, writeFileAtomic } from "./state.js";
+import { bufferSource, fileSource } from "./source.js";
 import { PARTIAL_SUFFIX } from "./transfer.js";
-import type { PutSource, StoreRequest } from "../objectstores/types.js";
+import type { StoreRequest } from "../objectstores/types.js";
 
 export interface StoreOptions {
   /** Files or folders under shelves/ (relative to cwd); default all of shelves/. */
@@ -43,7 +42,7 @@ export async function selectPatterns(root: string, cwd: string, paths: readonly 
     const abs = resolve(cwd, p);
     const rel = relative(shelves, abs).split(sep).join("/");
     if (rel.startsWith("..") || resolve(shelves, rel) !== abs) throw new UsageError(`${p}: outside ${shelves}; pantri stores only files under shelves/`);
-    const st = await stat(abs).catch(() => null);
+    const st = statSync(abs, { throwIfNoEntry: false });
     if (!st) throw new UsageError(`${p}: no such file or folder`);
     const escaped = fg.escapePath(rel);
     out.push(rel === "" ? "**" : st.isDirectory() ? `${escaped}/**` : escaped);
@@ -115,54 +114,6 @@ class IgnoreFile {
   }
 }
 
-/** A small file's bytes, read once for hashing and uploaded from memory (see IN_MEMORY_MAX_BYTES). */
-function bufferSource(file: string, data: Buffer, sha256: string, sha1: string): PutSource {
-  return {
-    size: data.length,
-    sha256,
-    sha1,
-    path: file,
-    open: (start = 0, end = data.length - 1) => Readable.from([data.subarray(start, end + 1)], { objectMode: false }),
-  };
-}
-
-/**
- * The file's bytes as uploaded, re-hashed on the way: if the file changed after it was hashed,
- * the upload fails instead of storing bytes that do not match the pointer's key. The last chunk
- * is held back until the hash matches: with a fixed Content-Length, a store commits the object
- * once it has every byte, so the check must fail before the final byte leaves, not after.
- */
-function fileSource(file: string, size: number, sha256: string, sha1: string): PutSource {
-  return {
-    size,
-    sha256,
-    sha1,
-    path: file,
-    open(start = 0, end?: number) {
-      const stream = createReadStream(file, { start, end, highWaterMark: 1 << 20 });
-      if (start !== 0 || (end !== undefined && end !== size - 1)) return stream;
-      const hash = createHash("sha256");
-      let n = 0;
-      let held: Buffer | undefined;
-      const check = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          hash.update(chunk);
-          n += chunk.length;
-          const previous = held;
-          held = chunk;
-          cb(null, previous);
-        },
-        flush(cb) {
-          if (n === size && hash.digest("hex") === sha256) cb(null, held);
-          else cb(new PantriError(`${file} changed while it was being stored; run store again`));
-        },
-      });
-      stream.on("error", (e) => check.destroy(e));
-      return stream.pipe(check);
-    },
-  };
-}
-
 interface Pending {
   action: Extract<StoreAction, { kind: "store" }>;
   file: string;
@@ -173,6 +124,15 @@ interface Pending {
 }
 
 
+
+/** A small file's text, or null when it is missing or unreadable. */
+function readIfPresent(file: string): string | null {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return null;
+  }
+}
 
 /**
  * Everything store planning needs to know about the files selected under shelves/: kind, size,
@@ -222,10 +182,11 @@ export async function gatherStoreCandidates(
       matchers.set(shelf, m);
     }
     const abs = join(shelvesDir, rel);
-    const st = await lstat(abs).catch(() => null);
+    // Synchronous calls: see isBinaryFile on small local-file calls.
+    const st = lstatSync(abs, { throwIfNoEntry: false });
     if (!st) return;
     let pointer: StoreCandidate["pointer"] = null;
-    const ptrText = await readFile(`${abs}${POINTER_SUFFIX}`, "utf8").catch(() => null);
+    const ptrText = readIfPresent(`${abs}${POINTER_SUFFIX}`);
     if (ptrText !== null) {
       try {
         pointer = parsePointer(ptrText, `${rel}${POINTER_SUFFIX}`);
@@ -327,16 +288,20 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
       for (const [shelf, actions] of byShelf) {
         const { store: objectStore, prefix } = await session.storeFor(shelf);
         const checksum = opts.checksum ?? session.settings(shelf).checksum;
+        // A store that checks MD5s server-side gets them from the hashing pass (see ObjectStore.md5PartSize).
+        const md5PartSize = objectStore.md5PartSize;
         // Hashing happens as the store's workers pull requests, so it overlaps with uploads.
         async function* requests(): AsyncGenerator<StoreRequest<Pending>> {
           for (const action of actions) {
             if (opts.signal?.aborted) return; // stopping: start nothing new
             const file = join(shelvesDir, action.path);
             try {
-              const st = await stat(file);
+              const st = statSync(file);
               const mtime = Math.floor(st.mtimeMs / 1000);
               const h: FileDigests & { data?: Buffer } =
-                st.size <= IN_MEMORY_MAX_BYTES ? await readAndHash(file) : await hashFile(file, (n) => session.report({ type: "bytes", n }));
+                st.size <= IN_MEMORY_MAX_BYTES
+                  ? await readAndHash(file, md5PartSize)
+                  : await hashFile(file, { onBytes: (n) => session.report({ type: "bytes", n }), md5PartSize });
               if (h.size !== st.size) throw new PantriError(`${file} changed while it was being hashed; run store again`);
               if (h.data) session.report({ type: "bytes", n: h.size });
               const prev = action.previous;
@@ -346,7 +311,7 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
                 continue;
               }
               const item: Pending = { action, file, mtime, size: h.size, sha256: h.sha256, sha1: h.sha1 };
-              const source = h.data ? bufferSource(file, h.data, h.sha256, h.sha1) : fileSource(file, h.size, h.sha256, h.sha1);
+              const source = h.data ? bufferSource(file, h.data, h) : fileSource(file, h);
               yield { key: contentKey(h.sha256, prefix), source, item };
             } catch (err) {
               result.failed.push({ path: action.path, file, error: errorMessage(err) });

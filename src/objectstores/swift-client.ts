@@ -160,7 +160,7 @@ export interface SwiftRequest {
   query?: Record<string, string>;
   headers?: Record<string, string>;
   /** Opens the body afresh; called again when the request is re-sent after a re-login. */
-  body?: () => Readable | string;
+  body?: () => Readable | Buffer | string;
   /** Statuses besides 2xx handed back to the caller instead of thrown as StoreError. */
   accept?: readonly number[];
   /** The pantri key this request is for, named in errors (default: the object name). */

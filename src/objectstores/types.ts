@@ -28,6 +28,13 @@ export interface PutSource {
   open(start?: number, end?: number): Readable;
   /** The local file holding the content, when there is one. */
   path?: string;
+  /** The whole content, when it is held in memory (small files): a store may send it as it is instead of opening a stream. */
+  bytes?: Buffer;
+  /**
+   * When the store asked for them (ObjectStore.md5PartSize): the MD5 (hex) of each part of that
+   * many bytes, computed when the content was hashed, so from the very bytes its sha256 names.
+   */
+  md5Parts?: string[];
 }
 
 export interface GetOptions {
@@ -95,6 +102,14 @@ export interface ObjectStore {
    * objects, where sending the bytes again costs less than a round trip.
    */
   putIfAbsent?(key: string, source: PutSource, opts?: RequestOptions): Promise<boolean>;
+  /**
+   * Optional: asks pantri to compute, when it hashes a file, the MD5 of each part of this many
+   * bytes (PutSource.md5Parts). A store that sets it PROMISES to have the server check every
+   * byte it receives against them (Swift: the ETag request header, refused with 422), which
+   * ties what is stored to what was hashed; pantri then does not re-hash the file while it is
+   * uploaded. Swift sets it to its segment size.
+   */
+  readonly md5PartSize?: number;
   /** Optional: every object whose key starts with prefix (paged by the adapter). */
   list?(prefix: string, opts?: RequestOptions): AsyncIterable<ObjectMeta>;
   /** Optional: removes an object (used by tests and maintenance, never by store/retrieve). */
