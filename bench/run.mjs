@@ -399,6 +399,16 @@ async function benchHash(big) {
     () => measure("openssl", ["dgst", "-sha256", big]),
   ]);
   addRow({ group: "hash", workload: `hash ${fmtSize(BIG)} (store --dry-run)`, a, b, peer: "openssl", kind: "throughput", target: 0.9 });
+  // The same, net of each tool's fixed start-up (the run on a 1-byte file): the hashing rate
+  // itself, which is what "throughput" means once a file is big enough.
+  await writeFile(join(repo, "shelves", "big", "tiny.bin"), "\0");
+  const tinyFile = join(repo, "shelves", "big", "tiny.bin");
+  const [ta, tb] = await alternate(n, [
+    () => pantri(repo, "store", "--dry-run", "--json", "shelves/big/tiny.bin"),
+    () => measure("openssl", ["dgst", "-sha256", tinyFile]),
+  ]);
+  const net = (runs, tiny) => runs.map((r) => ({ ...r, seconds: Math.max(1e-3, r.seconds - median(tiny.map((t) => t.seconds))) }));
+  addRow({ group: "hash", workload: `hash ${fmtSize(BIG)} (store --dry-run), net of start-up`, a: net(a, ta), b: net(b, tb), peer: "openssl", kind: "throughput", target: 0.9 });
   // The same hashing without the CLI around it (no yargs, git or config): where the gap is.
   const hashOnly = `import(${JSON.stringify(join(dirname(PANTRI), "..", "dist", "core", "hash.js"))}).then((m) => m.hashFile(${JSON.stringify(big)}))`;
   const [c, d] = await alternate(n, [() => measure(NODE, ["-e", hashOnly]), () => measure("openssl", ["dgst", "-sha256", big])]);
