@@ -402,49 +402,9 @@ CONF
     } >"$etc/$kind-server.conf"
   done
 
-  cat >"$etc/proxy-server.conf" <<CONF
-[DEFAULT]
-bind_ip = 127.0.0.1
-bind_port = $proxy
-workers = 0
-user = $user
-swift_dir = $etc
-log_name = proxy-server
-
-[pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl s3api tempauth copy slo dlo versioned_writes symlink proxy-logging proxy-server
-
-[app:proxy-server]
-use = egg:swift#proxy
-account_autocreate = true
-allow_account_management = true
-object_chunk_size = 1048576
-client_chunk_size = 1048576
-
-[filter:catch_errors]
-use = egg:swift#catch_errors
-
-[filter:gatekeeper]
-use = egg:swift#gatekeeper
-
-[filter:healthcheck]
-use = egg:swift#healthcheck
-
-[filter:proxy-logging]
-use = egg:swift#proxy_logging
-
-[filter:cache]
-use = egg:swift#memcache
-memcache_servers = 127.0.0.1:$mc
-
-[filter:listing_formats]
-use = egg:swift#listing_formats
-
-[filter:bulk]
-use = egg:swift#bulk
-
-[filter:tempurl]
-use = egg:swift#tempurl
+  {
+    proxy_conf "$proxy" proxy-server "s3api tempauth" "allow_account_management = true"
+    cat <<CONF
 
 [filter:s3api]
 use = egg:swift#s3api
@@ -455,23 +415,8 @@ use = egg:swift#tempauth
 user_test_tester = testing .admin
 user_test2_tester2 = testing2
 user_test_readonly = readonly
-
-[filter:copy]
-use = egg:swift#copy
-
-[filter:slo]
-use = egg:swift#slo
-
-[filter:dlo]
-use = egg:swift#dlo
-
-[filter:versioned_writes]
-use = egg:swift#versioned_writes
-allow_versioned_writes = true
-
-[filter:symlink]
-use = egg:swift#symlink
 CONF
+  } >"$etc/proxy-server.conf"
 }
 
 # Keystone's conf and helper, and the second proxy (authtoken + keystoneauth) in front of the
@@ -511,23 +456,54 @@ key_repository = $ksdir/receipt-keys
 key_repository = $ksdir/credential-keys
 CONF
 
-  cat >"$etc/proxy-keystone-server.conf" <<CONF
+  {
+    proxy_conf "$ksproxy" proxy-keystone "authtoken keystoneauth" ""
+    cat <<CONF
+
+[filter:authtoken]
+paste.filter_factory = keystonemiddleware.auth_token:filter_factory
+www_authenticate_uri = http://127.0.0.1:$ks/v3
+auth_url = http://127.0.0.1:$ks/v3
+auth_type = password
+user_domain_id = default
+project_domain_id = default
+project_name = service
+username = swift
+password = $KS_SERVICE_PASSWORD
+interface = public
+delay_auth_decision = True
+memcached_servers = 127.0.0.1:$mc
+
+[filter:keystoneauth]
+use = egg:swift#keystoneauth
+operator_roles = admin, member
+CONF
+  } >"$etc/proxy-keystone-server.conf"
+  write_keystone_helper
+}
+
+# A proxy-server.conf on 127.0.0.1:$1 (log name $2) with the pipeline FIELD.md lists, the auth
+# filters $3 in it, and $4 as extra [app:proxy-server] lines; the caller appends those filters.
+proxy_conf() {
+  local port=$1 name=$2 auth=$3 extra=$4
+  cat <<CONF
 [DEFAULT]
 bind_ip = 127.0.0.1
-bind_port = $ksproxy
+bind_port = $port
 workers = 0
 user = $user
 swift_dir = $etc
-log_name = proxy-keystone
+log_name = $name
 
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl authtoken keystoneauth copy slo dlo versioned_writes symlink proxy-logging proxy-server
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl $auth copy slo dlo versioned_writes symlink proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
 object_chunk_size = 1048576
 client_chunk_size = 1048576
+${extra}
 
 [filter:catch_errors]
 use = egg:swift#catch_errors
@@ -554,24 +530,6 @@ use = egg:swift#bulk
 [filter:tempurl]
 use = egg:swift#tempurl
 
-[filter:authtoken]
-paste.filter_factory = keystonemiddleware.auth_token:filter_factory
-www_authenticate_uri = http://127.0.0.1:$ks/v3
-auth_url = http://127.0.0.1:$ks/v3
-auth_type = password
-user_domain_id = default
-project_domain_id = default
-project_name = service
-username = swift
-password = $KS_SERVICE_PASSWORD
-interface = public
-delay_auth_decision = True
-memcached_servers = 127.0.0.1:$mc
-
-[filter:keystoneauth]
-use = egg:swift#keystoneauth
-operator_roles = admin, member
-
 [filter:copy]
 use = egg:swift#copy
 
@@ -588,7 +546,6 @@ allow_versioned_writes = true
 [filter:symlink]
 use = egg:swift#symlink
 CONF
-  write_keystone_helper
 }
 
 # $DIR/keystone/pantri-keystone.py, run by /usr/bin/python3:

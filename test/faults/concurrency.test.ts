@@ -9,27 +9,22 @@ import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { writeConfig } from "../helpers/cli.js";
-import { makeRepos, randomBinary, type Repos } from "../helpers/gitdir.js";
-import { describeSwift, uniqueContainer } from "../helpers/swift.js";
-import { startFaultProxy, type FaultProxy } from "./fault-proxy.js";
+import { randomBinary, type Repos } from "../helpers/gitdir.js";
+import { describeSwift } from "../helpers/swift.js";
+import { type FaultProxy } from "./fault-proxy.js";
 import {
   auditDest,
   auditPointers,
   auditSecretsAfterAll,
-  cachedTokens,
   contentAt,
   describeRun,
   leftoversIn,
   readRecord,
   runPantri,
-  secrets,
-  swiftConfig,
-  swiftDrop,
-  swiftEnv,
+  setUpSwiftFixture,
   swiftGet,
-  swiftLogin,
   type SwiftAdmin,
+  type SwiftFixture,
 } from "./harness.js";
 
 const KiB = 1024;
@@ -37,6 +32,7 @@ const KiB = 1024;
 auditSecretsAfterAll();
 
 describeSwift("concurrent runs and locks", (ep) => {
+  let fx: SwiftFixture;
   let repos: Repos;
   let admin: SwiftAdmin;
   let container: string;
@@ -46,24 +42,12 @@ describeSwift("concurrent runs and locks", (ep) => {
   let proxy: FaultProxy;
 
   beforeAll(async () => {
-    repos = await makeRepos();
-    container = uniqueContainer("faults-locks");
-    admin = await swiftLogin(ep);
-    secrets.add(admin.token);
-    state = join(repos.root, "state");
-    proxy = await startFaultProxy({ target: ep.proxyUrl });
-    env = swiftEnv({ endpoints: ep, via: proxy.url, state, cache: join(repos.root, "cache") });
-    await writeConfig(repos.packager, swiftConfig({ endpoints: ep, repos, container }));
-    await repos.commitAll(repos.packager, "pantri config");
-    await repos.git(repos.packager, "push", "--quiet");
+    fx = await setUpSwiftFixture(ep, { prefix: "faults-locks", proxy: {} });
+    ({ repos, admin, container, env, state } = fx);
+    proxy = fx.proxy as FaultProxy;
   });
 
-  afterAll(async () => {
-    for (const t of await cachedTokens(join(repos.root, "cache"))) secrets.add(t);
-    await proxy.close();
-    await swiftDrop(admin, container).catch(() => undefined);
-    await repos.cleanup();
-  });
+  afterAll(() => fx.cleanup());
 
   const locks = async () => (await readdir(join(state, "locks")).catch(() => [] as string[])).filter((f) => f.endsWith(".lock"));
   let serial = 0;

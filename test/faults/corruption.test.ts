@@ -7,26 +7,21 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { writeConfig } from "../helpers/cli.js";
-import { makeRepos, randomBinary, type Repos } from "../helpers/gitdir.js";
-import { describeSwift, uniqueContainer } from "../helpers/swift.js";
+import { randomBinary, type Repos } from "../helpers/gitdir.js";
+import { describeSwift } from "../helpers/swift.js";
 import {
   auditSecretsAfterAll,
-  cachedTokens,
   describeRun,
   keyOf,
   leftoversIn,
   readRecord,
   runPantri,
-  secrets,
+  setUpSwiftFixture,
   sha256,
-  swiftConfig,
-  swiftDrop,
-  swiftEnv,
-  swiftLogin,
   swiftPut,
   walkFiles,
   type SwiftAdmin,
+  type SwiftFixture,
 } from "./harness.js";
 
 const KiB = 1024;
@@ -34,27 +29,18 @@ const KiB = 1024;
 auditSecretsAfterAll();
 
 describeSwift("corruption in the store", (ep) => {
+  let fx: SwiftFixture;
   let repos: Repos;
   let admin: SwiftAdmin;
   let container: string;
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    repos = await makeRepos();
-    container = uniqueContainer("faults-corrupt");
-    admin = await swiftLogin(ep);
-    secrets.add(admin.token);
-    env = swiftEnv({ endpoints: ep, state: join(repos.root, "state"), cache: join(repos.root, "cache") });
-    await writeConfig(repos.packager, swiftConfig({ endpoints: ep, repos, container }));
-    await repos.commitAll(repos.packager, "pantri config");
-    await repos.git(repos.packager, "push", "--quiet");
+    fx = await setUpSwiftFixture(ep, { prefix: "faults-corrupt" });
+    ({ repos, admin, container, env } = fx);
   });
 
-  afterAll(async () => {
-    for (const t of await cachedTokens(join(repos.root, "cache"))) secrets.add(t);
-    await swiftDrop(admin, container).catch(() => undefined);
-    await repos.cleanup();
-  });
+  afterAll(() => fx.cleanup());
 
   it("is detected by retrieve and verify --remote; the old dest file stays; exit 1 names object and pointer", async () => {
     const p = repos.packager;

@@ -9,31 +9,26 @@ import { cp, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SyncRecords } from "../../src/core/state.js";
-import { writeConfig } from "../helpers/cli.js";
-import { makeRepos, randomBinary, type Repos } from "../helpers/gitdir.js";
-import { describeSwift, uniqueContainer } from "../helpers/swift.js";
+import { randomBinary, type Repos } from "../helpers/gitdir.js";
+import { describeSwift } from "../helpers/swift.js";
 import { seededRandom } from "./fault-proxy.js";
 import {
   auditDest,
   auditPointers,
   auditSecretsAfterAll,
-  cachedTokens,
   catBlobs,
   contentAt,
   describeRun,
   leftoversIn,
   readRecord,
   runPantri,
-  secrets,
+  setUpSwiftFixture,
   sha256,
   spawnPantri,
-  swiftConfig,
-  swiftDrop,
-  swiftEnv,
   swiftGet,
-  swiftLogin,
   walkFiles,
   type SwiftAdmin,
+  type SwiftFixture,
 } from "./harness.js";
 
 const SEED = 20240611;
@@ -42,29 +37,19 @@ const KiB = 1024;
 auditSecretsAfterAll();
 
 describeSwift("crash safety (SIGKILL)", (ep) => {
+  let fx: SwiftFixture;
   let repos: Repos;
   let admin: SwiftAdmin;
   let container: string;
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    repos = await makeRepos({ shelves: ["pkgs", "rel"] });
-    container = uniqueContainer("faults-crash");
-    admin = await swiftLogin(ep);
-    secrets.add(admin.token);
-    env = swiftEnv({ endpoints: ep, state: join(repos.root, "state"), cache: join(repos.root, "cache") });
     // Small segments: the bigger objects are static large objects, so crashes hit SLO uploads too.
-    await writeConfig(repos.packager, swiftConfig({ endpoints: ep, repos, container, store: { segmentSize: 256 * KiB } }));
-    await repos.commitAll(repos.packager, "pantri config");
-    await repos.git(repos.packager, "push", "--quiet");
+    fx = await setUpSwiftFixture(ep, { prefix: "faults-crash", shelves: ["pkgs", "rel"], store: { segmentSize: 256 * KiB } });
+    ({ repos, admin, container, env } = fx);
   });
 
-  afterAll(async () => {
-    for (const t of await cachedTokens(join(repos.root, "cache"))) secrets.add(t);
-    await swiftDrop(admin, container).catch(() => undefined);
-    await swiftDrop(admin, `${container}_segments`).catch(() => undefined);
-    await repos.cleanup();
-  });
+  afterAll(() => fx.cleanup());
 
   const fetchObject = (key: string) => swiftGet(admin, container, key);
   const verified = new Map<string, string>();

@@ -21,9 +21,10 @@ import { request } from "undici";
 import { afterAll, expect } from "vitest";
 import { SyncRecords } from "../../src/core/state.js";
 import { PANTRI_BIN, type ResultJson, type RunPantriResult } from "../helpers/cli.js";
-import type { Repos } from "../helpers/gitdir.js";
-import type { SwiftEndpoints } from "../helpers/swift.js";
-import type { FaultProxy, ProxyLogEntry } from "./fault-proxy.js";
+import { writeConfig } from "../helpers/cli.js";
+import { makeRepos, type Repos } from "../helpers/gitdir.js";
+import { uniqueContainer, type SwiftEndpoints } from "../helpers/swift.js";
+import { startFaultProxy, type FaultProxy, type FaultProxyOptions, type ProxyLogEntry } from "./fault-proxy.js";
 
 export const MiB = 1024 * 1024;
 
@@ -437,6 +438,58 @@ export interface SwiftScenarioOptions {
 /** pantri.config.json for a Swift store, committed in the packager; credentials come from env. */
 export function swiftConfig(o: SwiftScenarioOptions): Record<string, unknown> {
   return { objectStore: { type: "swift", container: o.container, ...(o.store ?? {}) } };
+}
+
+/** What a fault test works with: repos whose packager is configured for a fresh container. */
+export interface SwiftFixture {
+  repos: Repos;
+  admin: SwiftAdmin;
+  container: string;
+  /** The fault proxy pantri talks through, when one was asked for. */
+  proxy: FaultProxy | null;
+  env: Record<string, string>;
+  state: string;
+  cache: string;
+  /** Adds the tokens the runs cached to the secrets audit, stops the proxy, drops the containers, removes the repos. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * The common set-up of the Swift fault tests: repos (makeRepos), an admin login, a unique
+ * container, optionally a fault proxy in front of Swift, pantri's env, and the packager's
+ * committed and pushed pantri.config.json.
+ */
+export async function setUpSwiftFixture(
+  ep: SwiftEndpoints,
+  o: { prefix: string; shelves?: string[]; proxy?: Omit<FaultProxyOptions, "target">; store?: Record<string, unknown> },
+): Promise<SwiftFixture> {
+  const repos = await makeRepos(o.shelves ? { shelves: o.shelves } : undefined);
+  const container = uniqueContainer(o.prefix);
+  const admin = await swiftLogin(ep);
+  secrets.add(admin.token);
+  const proxy = o.proxy ? await startFaultProxy({ target: ep.proxyUrl, ...o.proxy }) : null;
+  const state = join(repos.root, "state");
+  const cache = join(repos.root, "cache");
+  const env = swiftEnv({ endpoints: ep, ...(proxy ? { via: proxy.url } : {}), state, cache });
+  await writeConfig(repos.packager, swiftConfig({ endpoints: ep, repos, container, ...(o.store ? { store: o.store } : {}) }));
+  await repos.commitAll(repos.packager, "pantri config");
+  await repos.git(repos.packager, "push", "--quiet");
+  return {
+    repos,
+    admin,
+    container,
+    proxy,
+    env,
+    state,
+    cache,
+    async cleanup() {
+      for (const t of await cachedTokens(cache)) secrets.add(t);
+      await proxy?.close();
+      await swiftDrop(admin, container).catch(() => undefined);
+      await swiftDrop(admin, `${container}_segments`).catch(() => undefined); // may not exist
+      await repos.cleanup();
+    },
+  };
 }
 
 /** The environment of a pantri run against Swift: v1 credentials, own state and cache folders. */

@@ -7,33 +7,28 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { writeConfig } from "../helpers/cli.js";
-import { makeRepos, randomBinary, type Repos } from "../helpers/gitdir.js";
-import { describeSwift, uniqueContainer } from "../helpers/swift.js";
-import { startFaultProxy, type FaultProxy } from "./fault-proxy.js";
+import { randomBinary, type Repos } from "../helpers/gitdir.js";
+import { describeSwift } from "../helpers/swift.js";
+import { type FaultProxy } from "./fault-proxy.js";
 import {
-  MiB,
   auditDest,
   auditPointers,
   auditSecretsAfterAll,
-  cachedTokens,
   contentAt,
   describeRun,
   keyOf,
   leftoversIn,
+  MiB,
   proxyEntry,
   readRecord,
   runPantri,
-  secrets,
+  setUpSwiftFixture,
   sha256,
   spawnPantri,
-  swiftConfig,
-  swiftDrop,
-  swiftEnv,
   swiftGet,
-  swiftLogin,
   walkFiles,
   type SwiftAdmin,
+  type SwiftFixture,
 } from "./harness.js";
 
 const SEED = 4242;
@@ -54,6 +49,7 @@ const FAIL_BOUND_MS = ATTEMPTS * 2 * TIMEOUT_MS + 12_000;
 auditSecretsAfterAll();
 
 describeSwift("network faults (fault-injecting proxy in front of Swift)", (ep) => {
+  let fx: SwiftFixture;
   let repos: Repos;
   let admin: SwiftAdmin;
   let container: string;
@@ -64,27 +60,18 @@ describeSwift("network faults (fault-injecting proxy in front of Swift)", (ep) =
   let state: string;
 
   beforeAll(async () => {
-    repos = await makeRepos();
-    container = uniqueContainer("faults-net");
-    admin = await swiftLogin(ep);
-    secrets.add(admin.token);
-    proxy = await startFaultProxy({ target: ep.proxyUrl, seed: SEED, stallMs: TIMEOUT_MS + 1000 });
-    state = join(repos.root, "state");
-    env = swiftEnv({ endpoints: ep, via: proxy.url, state, cache: join(repos.root, "cache") });
-    await writeConfig(repos.packager, swiftConfig({ endpoints: ep, repos, container, store: { timeoutMs: TIMEOUT_MS, segmentSize: 256 * KiB } }));
-    await repos.commitAll(repos.packager, "pantri config");
-    await repos.git(repos.packager, "push", "--quiet");
+    fx = await setUpSwiftFixture(ep, {
+      prefix: "faults-net",
+      proxy: { seed: SEED, stallMs: TIMEOUT_MS + 1000 },
+      store: { timeoutMs: TIMEOUT_MS, segmentSize: 256 * KiB },
+    });
+    ({ repos, admin, container, env, state } = fx);
+    proxy = fx.proxy as FaultProxy;
     host = await repos.cloneBuildHost();
     dest = join(repos.root, "dest");
   });
 
-  afterAll(async () => {
-    for (const t of await cachedTokens(join(repos.root, "cache"))) secrets.add(t);
-    await proxy.close();
-    await swiftDrop(admin, container).catch(() => undefined);
-    await swiftDrop(admin, `${container}_segments`).catch(() => undefined);
-    await repos.cleanup();
-  });
+  afterAll(() => fx.cleanup());
 
   let serial = 0;
   async function newFiles(sizes: number[]): Promise<Map<string, Buffer>> {
