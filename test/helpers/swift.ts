@@ -29,8 +29,8 @@ export const swiftRequired = process.env.PANTRI_REQUIRE_SWIFT === "1";
 
 export const NOT_RUNNING = "Swift test server not running: start it with scripts/swift-server.sh start";
 
-/** The endpoints file written by `scripts/swift-server.sh start`, or null when there is none. */
-export function swiftEndpoints(): SwiftEndpoints | null {
+/** These keys of the endpoints file `scripts/swift-server.sh start` writes, or null when it lacks any. */
+function readEndpoints<K extends string>(keys: readonly K[]): Record<K, string> | null {
   const file = process.env.PANTRI_SWIFT_ENDPOINTS ?? "/tmp/pantri-swift/endpoints.json";
   let data: unknown;
   try {
@@ -39,30 +39,40 @@ export function swiftEndpoints(): SwiftEndpoints | null {
     return null;
   }
   const o = data as Record<string, unknown> | null;
-  if (!o || typeof o !== "object" || !KEYS.every((k) => typeof o[k] === "string")) return null;
-  return Object.fromEntries(KEYS.map((k) => [k, o[k]])) as unknown as SwiftEndpoints;
+  if (!o || typeof o !== "object" || !keys.every((k) => typeof o[k] === "string")) return null;
+  return Object.fromEntries(keys.map((k) => [k, o[k]])) as Record<K, string>;
+}
+
+/**
+ * A describe block for tests against a server of scripts/swift-server.sh; `fn` gets its
+ * endpoints. Without it: with PANTRI_REQUIRE_SWIFT=1 (CI) a test fails saying how to start it;
+ * otherwise the block is skipped.
+ */
+function describeServer<E>(name: string, endpoints: E | null, absent: E, what: string, howToStart: string, fn: (endpoints: E) => void): void {
+  if (endpoints) {
+    describe(name, () => fn(endpoints));
+  } else if (swiftRequired) {
+    describe(name, () => {
+      it(`needs the ${what}`, () => {
+        throw new Error(howToStart);
+      });
+    });
+  } else {
+    describe.skipIf(true)(name, () => fn(absent));
+  }
+}
+
+/** The endpoints file written by `scripts/swift-server.sh start`, or null when there is none. */
+export function swiftEndpoints(): SwiftEndpoints | null {
+  return readEndpoints(KEYS) as SwiftEndpoints | null;
 }
 
 /** Stands in for the endpoints while a skipped suite is collected (its tests never run). */
 const ABSENT: SwiftEndpoints = Object.fromEntries(KEYS.map((k) => [k, ""])) as unknown as SwiftEndpoints;
 
-/**
- * A describe block for tests against the real Swift. `fn` gets the endpoints.
- * No server: with PANTRI_REQUIRE_SWIFT=1 a test fails saying how to start it; otherwise skipped.
- */
+/** A describe block for tests against the real Swift (see describeServer). */
 export function describeSwift(name: string, fn: (endpoints: SwiftEndpoints) => void): void {
-  const endpoints = swiftEndpoints();
-  if (endpoints) {
-    describe(name, () => fn(endpoints));
-  } else if (swiftRequired) {
-    describe(name, () => {
-      it("needs the Swift test server", () => {
-        throw new Error(NOT_RUNNING);
-      });
-    });
-  } else {
-    describe.skipIf(true)(name, () => fn(ABSENT));
-  }
+  describeServer(name, swiftEndpoints(), ABSENT, "Swift test server", NOT_RUNNING, fn);
 }
 
 /**
@@ -137,37 +147,14 @@ export const KEYSTONE_NOT_RUNNING =
 
 /** The Keystone keys of the endpoints file, or null when it has none (Swift started without Keystone). */
 export function keystoneEndpoints(): KeystoneEndpoints | null {
-  const file = process.env.PANTRI_SWIFT_ENDPOINTS ?? "/tmp/pantri-swift/endpoints.json";
-  let data: unknown;
-  try {
-    data = JSON.parse(readFileSync(file, "utf8"));
-  } catch {
-    return null;
-  }
-  const o = data as Record<string, unknown> | null;
-  if (!o || typeof o !== "object" || !KEYSTONE_KEYS.every((k) => typeof o[k] === "string")) return null;
-  return Object.fromEntries(KEYSTONE_KEYS.map((k) => [k, o[k]])) as unknown as KeystoneEndpoints;
+  return readEndpoints(KEYSTONE_KEYS) as KeystoneEndpoints | null;
 }
 
 const KEYSTONE_ABSENT: KeystoneEndpoints = Object.fromEntries(KEYSTONE_KEYS.map((k) => [k, ""])) as unknown as KeystoneEndpoints;
 
-/**
- * A describe block for tests against the real Keystone and its Swift proxy. Without them: with
- * PANTRI_REQUIRE_SWIFT=1 (CI) a test fails saying how to start them; otherwise skipped.
- */
+/** A describe block for tests against the real Keystone and its Swift proxy (see describeServer). */
 export function describeKeystone(name: string, fn: (endpoints: KeystoneEndpoints) => void): void {
-  const endpoints = keystoneEndpoints();
-  if (endpoints) {
-    describe(name, () => fn(endpoints));
-  } else if (swiftRequired) {
-    describe(name, () => {
-      it("needs the Keystone test server", () => {
-        throw new Error(KEYSTONE_NOT_RUNNING);
-      });
-    });
-  } else {
-    describe.skipIf(true)(name, () => fn(KEYSTONE_ABSENT));
-  }
+  describeServer(name, keystoneEndpoints(), KEYSTONE_ABSENT, "Keystone test server", KEYSTONE_NOT_RUNNING, fn);
 }
 
 /** swift store options for swiftuser's password login by names, as a clouds.yaml would give them. */
