@@ -24,6 +24,7 @@ import { PANTRI_BIN, type ResultJson, type RunPantriResult } from "../helpers/cl
 import { writeConfig } from "../helpers/cli.js";
 import { makeRepos, type Repos } from "../helpers/gitdir.js";
 import { uniqueContainer, type SwiftEndpoints } from "../helpers/swift.js";
+import { walkFiles } from "../helpers/tree.js";
 import { startFaultProxy, type FaultProxy, type FaultProxyOptions, type ProxyLogEntry } from "./fault-proxy.js";
 
 export const MiB = 1024 * 1024;
@@ -216,25 +217,7 @@ function parsePointerText(text: string, where: string, problems: string[]): Poin
   }
 }
 
-/** Every file under dir (relative paths, `/`-separated), links and all, not entering links. */
-export async function walkFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(rel: string): Promise<void> {
-    let entries;
-    try {
-      entries = await readdir(join(dir, rel), { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const child = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) await walk(child);
-      else out.push(child);
-    }
-  }
-  await walk("");
-  return out.sort();
-}
+export { walkFiles };
 
 /** Many objects from git in one `git cat-file --batch` (one process, not one per file). */
 export async function catBlobs(repo: string, specs: readonly string[]): Promise<Map<string, Buffer | null>> {

@@ -27,6 +27,7 @@ import {
   type RunPantriResult,
 } from "../helpers/cli.js";
 import { makeRepos, randomBinary, type Repos } from "../helpers/gitdir.js";
+import { walkFiles } from "../helpers/tree.js";
 
 export interface ScenarioStore {
   /** The `objectStore` section written to pantri.config.json (keyPrefix honoured when set). */
@@ -91,26 +92,6 @@ async function exists(path: string): Promise<boolean> {
 
 async function mtimeOf(path: string): Promise<number> {
   return Math.floor((await stat(path)).mtimeMs / 1000);
-}
-
-/** Every non-folder entry under dir (symlinks included, not followed), relative, `/`-separated, sorted. */
-async function listTree(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(rel: string): Promise<void> {
-    let entries;
-    try {
-      entries = await readdir(join(dir, rel), { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const child = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) await walk(child);
-      else out.push(child);
-    }
-  }
-  await walk("");
-  return out.sort();
 }
 
 function item(list: ItemJson[] | undefined, path: string): ItemJson | undefined {
@@ -426,7 +407,7 @@ export function runScenarios(name: string, storeConfig: () => Promise<ScenarioSt
         for (const [p, f] of Object.entries(bins)) await expectDestFile(dest, p, f);
         for (const [p, t] of Object.entries(FIXTURE_TEXT)) expect(await readFile(join(dest, p), "utf8")).toBe(t);
         // Exactly the shelf's files: no pointers, no .gitignore, nothing else.
-        expect(await listTree(dest)).toEqual(standardTree());
+        expect(await walkFiles(dest)).toEqual(standardTree());
 
         const second = await ok(build, "retrieve", "-d", dest);
         expect([...second.retrieved, ...second.copied, ...second.removed, ...second.failed]).toEqual([]);
@@ -468,7 +449,7 @@ export function runScenarios(name: string, storeConfig: () => Promise<ScenarioSt
         await expectDestFile(dest, "pkgs/new.bin", added);
         await expectDestFile(dest, "pkgs/moved/c.bin", c);
         expect(await readFile(join(dest, "pkgs/readme.txt"), "utf8")).toBe("read me, version 2\n");
-        expect(await listTree(dest)).toEqual(
+        expect(await walkFiles(dest)).toEqual(
           ["other/file.txt", "pkgs/.gitkeep", "pkgs/moved/c.bin", "pkgs/new.bin", "pkgs/readme.txt", "pkgs/sub/b.bin", "pkgs/we ird/[1] ü.bin"].sort(),
         );
       });
@@ -499,7 +480,7 @@ export function runScenarios(name: string, storeConfig: () => Promise<ScenarioSt
         expect(pathsOf(forced.retrieved)).toEqual(["pkgs/a.bin"]);
         expectFilesIn(dest, [...forced.removed, ...forced.retrieved]);
         await expectDestFile(dest, "pkgs/a.bin", bins["pkgs/a.bin"] as FileSpec);
-        expect(await listTree(dest)).toEqual(
+        expect(await walkFiles(dest)).toEqual(
           [...standardTree(), "other/file.txt", "pkgs/logs/run.log", "pkgs/sub/keep.me", "top.txt"].sort(),
         );
       });
@@ -550,7 +531,7 @@ export function runScenarios(name: string, storeConfig: () => Promise<ScenarioSt
         expect(pathsOf(there.retrieved)).toEqual(["pkgs/sub/b.bin"]);
         expectFilesIn(dest, there.retrieved);
         await expectDestFile(dest, "pkgs/sub/b.bin", b);
-        expect(await listTree(dest)).toEqual(["pkgs/sub/b.bin"]);
+        expect(await walkFiles(dest)).toEqual(["pkgs/sub/b.bin"]);
       });
 
       it("-j writes <shelf>_updated_objects.json with absolute paths into jsonOutputDir", async () => {
@@ -678,7 +659,7 @@ export function runScenarios(name: string, storeConfig: () => Promise<ScenarioSt
           expect(await exists(join(root, "escape-dots.bin"))).toBe(false);
           expect(await exists(join(root, "escape-abs.bin"))).toBe(false);
           expect(await exists(join(d, "pkgs/elsewhere.bin"))).toBe(false);
-          expect(await listTree(d)).toEqual([...standardTree(), "pkgs/good.txt"].sort());
+          expect(await walkFiles(d)).toEqual([...standardTree(), "pkgs/good.txt"].sort());
         };
 
         const incremental = await pantri(build, "retrieve", "-d", dest);
@@ -710,7 +691,7 @@ export function runScenarios(name: string, storeConfig: () => Promise<ScenarioSt
         // Without the link, the run completes; then a link appears and an update comes.
         await rm(join(dest, "pkgs/sub"));
         await ok(build, "retrieve", "-d", dest);
-        expect(await listTree(dest)).toEqual(standardTree());
+        expect(await walkFiles(dest)).toEqual(standardTree());
         await rename(join(dest, "pkgs/sub"), join(root, "old-sub"));
         await symlink(outside, join(dest, "pkgs/sub"));
         await writeShelf(packager, "pkgs/sub/b.bin", randomBinary(5100, 91), 1_600_000_091);
@@ -754,10 +735,10 @@ export function runScenarios(name: string, storeConfig: () => Promise<ScenarioSt
           // Deletions wait until every download succeeded.
           await expectDestFile(dest, "pkgs/sub/b.bin", bins["pkgs/sub/b.bin"] as FileSpec);
           expect(res.json?.removed).toEqual([]);
-          for (const f of await listTree(dest)) {
+          for (const f of await walkFiles(dest)) {
             expect((await readFile(join(dest, f))).equals(garbage), `${f} holds the corrupt bytes`).toBe(false);
           }
-          expect(await listTree(dest)).toEqual([...standardTree(), "pkgs/d.bin"].sort());
+          expect(await walkFiles(dest)).toEqual([...standardTree(), "pkgs/d.bin"].sort());
         }
 
         await corruptObject(key, a2.data);
@@ -765,7 +746,7 @@ export function runScenarios(name: string, storeConfig: () => Promise<ScenarioSt
         expect(pathsOf(healed.retrieved)).toEqual(["pkgs/a.bin"]);
         expect(pathsOf(healed.removed)).toEqual(["pkgs/sub/b.bin"]);
         await expectDestFile(dest, "pkgs/a.bin", a2);
-        expect(await listTree(dest)).toEqual([...standardTree().filter((p) => p !== "pkgs/sub/b.bin"), "pkgs/d.bin"].sort());
+        expect(await walkFiles(dest)).toEqual([...standardTree().filter((p) => p !== "pkgs/sub/b.bin"), "pkgs/d.bin"].sort());
       });
     });
 
@@ -785,7 +766,7 @@ export function runScenarios(name: string, storeConfig: () => Promise<ScenarioSt
         expect(r.json?.ok).toBe(true);
       }
       for (const [p, f] of Object.entries(bins)) await expectDestFile(dest, p, f);
-      expect(await listTree(dest)).toEqual(["pkgs/.gitkeep", ...Object.keys(bins)].sort());
+      expect(await walkFiles(dest)).toEqual(["pkgs/.gitkeep", ...Object.keys(bins)].sort());
     });
 
     // ------------------------------------------------------------------- status and verify
