@@ -256,7 +256,8 @@ async function importWithJiti(file: string): Promise<unknown> {
  * running from source, the built dist/ or `src/index.ts` itself.
  */
 function ownEntry(): string | undefined {
-  for (const candidate of ["../index.js", "../../dist/index.js", "../index.ts"]) {
+  // ./index.js: from the bundled dist/cli.js; ../index.js: from dist/config/ or dist/chunks/.
+  for (const candidate of ["./index.js", "../index.js", "../../dist/index.js", "../index.ts"]) {
     const path = fileURLToPath(new URL(candidate, import.meta.url));
     if (existsSync(path)) return path;
   }
