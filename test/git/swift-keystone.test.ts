@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeRun, runPantri, writeConfig, type RunPantriResult } from "../helpers/cli.js";
 import { makeRepos, type Repos } from "../helpers/gitdir.js";
-import { describeKeystone, keystoneStoreOptions, removeKeystoneContainers, uniqueContainer, type KeystoneEndpoints } from "../helpers/swift.js";
+import { describeKeystone, keystoneOsEnv, keystoneStoreOptions, removeKeystoneContainers, uniqueContainer, type KeystoneEndpoints } from "../helpers/swift.js";
 import { runScenarios } from "./scenarios.js";
 
 /**
@@ -27,14 +27,7 @@ describeKeystone("swift store via Keystone v3", (ep: KeystoneEndpoints) => {
     const container = uniqueContainer("pantri-e2e-ks-auth");
     const runs: RunPantriResult[] = [];
     const osEnv = (): Record<string, string> => ({
-      OS_AUTH_URL: ep.keystoneUrl,
-      OS_IDENTITY_API_VERSION: "3",
-      OS_USERNAME: ep.keystoneUser,
-      OS_PASSWORD: ep.keystonePassword,
-      OS_PROJECT_NAME: ep.keystoneProject,
-      OS_USER_DOMAIN_NAME: ep.keystoneUserDomain,
-      OS_PROJECT_DOMAIN_NAME: ep.keystoneProjectDomain,
-      OS_REGION_NAME: ep.keystoneRegion,
+      ...keystoneOsEnv(ep),
       PANTRI_CACHE_DIR: join(repos.root, "cache"),
       PANTRI_STATE_DIR: join(repos.root, "state"),
     });

@@ -157,6 +157,20 @@ export function describeKeystone(name: string, fn: (endpoints: KeystoneEndpoints
   describeServer(name, keystoneEndpoints(), KEYSTONE_ABSENT, "Keystone test server", KEYSTONE_NOT_RUNNING, fn);
 }
 
+/** The OS_* variables of swiftuser's password login by names, as an openrc file sets them. */
+export function keystoneOsEnv(ep: KeystoneEndpoints): Record<string, string> {
+  return {
+    OS_AUTH_URL: ep.keystoneUrl,
+    OS_IDENTITY_API_VERSION: "3",
+    OS_USERNAME: ep.keystoneUser,
+    OS_PASSWORD: ep.keystonePassword,
+    OS_PROJECT_NAME: ep.keystoneProject,
+    OS_USER_DOMAIN_NAME: ep.keystoneUserDomain,
+    OS_PROJECT_DOMAIN_NAME: ep.keystoneProjectDomain,
+    OS_REGION_NAME: ep.keystoneRegion,
+  };
+}
+
 /** swift store options for swiftuser's password login by names, as a clouds.yaml would give them. */
 export function keystoneStoreOptions(ep: KeystoneEndpoints): Record<string, string> {
   return {

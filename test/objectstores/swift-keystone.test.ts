@@ -12,7 +12,7 @@ import { KeystoneV3, keystoneV3Base } from "../../src/objectstores/swift-keyston
 import { SwiftClient, type AuthHttp, type SwiftAuthMethod, type SwiftSession } from "../../src/objectstores/swift-client.js";
 import createSwiftStore from "../../src/objectstores/swift.js";
 import type { ObjectStore, StoreContext, StoreOptions } from "../../src/objectstores/types.js";
-import { describeKeystone, keystoneStoreOptions, removeKeystoneContainers, uniqueContainer, type KeystoneEndpoints } from "../helpers/swift.js";
+import { describeKeystone, keystoneOsEnv, keystoneStoreOptions, removeKeystoneContainers, uniqueContainer, type KeystoneEndpoints } from "../helpers/swift.js";
 import { runStoreContract, sourceFromBuffer } from "./contract.js";
 
 const run = promisify(execFile);
@@ -190,16 +190,7 @@ describeKeystone("swift store on a real Keystone v3", (ep: KeystoneEndpoints) =>
   /** python-swiftclient's `swift`, logged in through Keystone as swiftuser (credentials in its environment, not argv). */
   const swift = async (...args: string[]): Promise<string> => {
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(OS_|ST_)/.test(k)));
-    Object.assign(env, {
-      OS_AUTH_URL: ep.keystoneUrl,
-      OS_IDENTITY_API_VERSION: "3",
-      OS_USERNAME: ep.keystoneUser,
-      OS_PASSWORD: ep.keystonePassword,
-      OS_PROJECT_NAME: ep.keystoneProject,
-      OS_USER_DOMAIN_NAME: ep.keystoneUserDomain,
-      OS_PROJECT_DOMAIN_NAME: ep.keystoneProjectDomain,
-      OS_REGION_NAME: ep.keystoneRegion,
-    });
+    Object.assign(env, keystoneOsEnv(ep));
     const { stdout } = await run("swift", ["--auth-version", "3", ...args], { env, cwd: workDir, maxBuffer: 16 * MiB });
     return stdout;
   };
@@ -273,15 +264,9 @@ describeKeystone("swift store on a real Keystone v3", (ep: KeystoneEndpoints) =>
       const c = container("pantri-ks-env");
       await writeFile(join(repo, "pantri.config.json"), JSON.stringify({ objectStore: { type: "swift", container: c } }));
       const password = {
+        ...keystoneOsEnv(ep),
         // Without /v3: python-swiftclient users often give the bare endpoint.
         OS_AUTH_URL: ep.keystoneUrl.replace(/\/v3$/, ""),
-        OS_IDENTITY_API_VERSION: "3",
-        OS_USERNAME: ep.keystoneUser,
-        OS_PASSWORD: ep.keystonePassword,
-        OS_PROJECT_NAME: ep.keystoneProject,
-        OS_USER_DOMAIN_NAME: ep.keystoneUserDomain,
-        OS_PROJECT_DOMAIN_NAME: ep.keystoneProjectDomain,
-        OS_REGION_NAME: ep.keystoneRegion,
       };
       const appCred = {
         OS_AUTH_URL: ep.keystoneUrl,
