@@ -48,10 +48,9 @@ export function fileSource(file: string, d: Digests): PutSource {
 }
 
 /**
- * Streams bytes start..end (inclusive) of a file with plain fs.read calls, hashing in the same
- * step when asked: one stream instead of fs.createReadStream piped through a hashing Transform,
- * which cost a measurable share of a 1 GiB upload's CPU, CPU the store's server wants on the
- * same host. Fails, naming the file, if it ends early.
+ * Streams bytes start..end (inclusive) of a file with plain fs.read calls, re-hashing them in the
+ * same step when asked (`expect`), so the check needs no second stream. Fails, naming the file,
+ * if the file ends early.
  */
 class FileRangeReader extends Readable {
   private fd = -1;

@@ -123,8 +123,6 @@ interface Pending {
   sha1: string;
 }
 
-
-
 /** A small file's text, or null when it is missing or unreadable. */
 function readIfPresent(file: string): string | null {
   try {

@@ -250,8 +250,8 @@ function bareEtag(v: string | undefined): string | undefined {
 
 /**
  * Exactly `length` bytes of the source from `start`, each chunk passed to `onChunk` as it goes
- * (one Transform: every extra stream layer cost measurable CPU on a GiB upload). Fewer bytes
- * than promised is an error (the file changed under us), so Content-Length is never a lie.
+ * (for progress, and the MD5 when the source brings none). Fewer bytes than promised is an
+ * error (the file changed under us), so Content-Length is never a lie.
  * A source holding its bytes in memory gives them as one Buffer, sent without a stream.
  */
 function rangeBody(source: PutSource, start: number, length: number, onChunk: (chunk: Buffer) => void): Readable | Buffer {
