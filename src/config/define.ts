@@ -48,6 +48,10 @@ export interface SwiftStoreUserConfig {
   /** Bytes per segment for objects too large for one PUT. */
   segmentSize?: number;
   keyPrefix?: string;
+  /** Upload big files while they are hashed (default true); false hashes every file before its upload. */
+  stagedUploads?: boolean;
+  /** The smallest file uploaded while it is hashed (default 64 MiB; files above segmentSize never are). */
+  stageMinBytes?: number;
 }
 
 /** The built-in S3 store; credentials come from the AWS SDK's default chain. */

@@ -193,6 +193,8 @@ const STORE_SPECS: ReadonlyMap<string, Spec> = new Map([
       keyPrefix: { alias: "key_prefix", check: anyString },
       timeoutMs: { alias: "timeout_ms", check: positiveInteger },
       listPageSize: { alias: "list_page_size", check: positiveInteger },
+      stagedUploads: { alias: "staged_uploads", check: boolean },
+      stageMinBytes: { alias: "stage_min_bytes", check: positiveInteger },
       concurrency: { check: positiveInteger },
     }),
   ],

@@ -6,6 +6,7 @@
  */
 export type CrashPoint =
   | "after-upload-before-pointer"
+  | "after-stage-before-commit"
   | "after-pointer-before-ignore"
   | "before-commit"
   | "mid-download"

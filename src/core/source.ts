@@ -3,7 +3,7 @@ import { close, open, read } from "node:fs";
 import { Readable } from "node:stream";
 import { PantriError } from "./errors.js";
 import type { FileDigests } from "./hash.js";
-import type { PutSource } from "../objectstores/types.js";
+import type { PutSource, StageSource } from "../objectstores/types.js";
 
 /** Read size for uploads: 1 MiB reads kept the socket fed with the fewest calls (measured). */
 const READ_BYTES = 1 << 20;
@@ -45,6 +45,14 @@ export function fileSource(file: string, d: Digests): PutSource {
       return new FileRangeReader(file, start, end, whole && !d.md5Parts ? { sha256, size } : null);
     },
   };
+}
+
+/**
+ * A file's bytes as sent while they are still being hashed (ObjectStore.stageUpload): nothing to
+ * check them against yet; the store's commit compares what it received with the hashing pass.
+ */
+export function stageSource(file: string, size: number): StageSource {
+  return { size, path: file, open: (start = 0, end = size - 1) => new FileRangeReader(file, start, end, null) };
 }
 
 /**

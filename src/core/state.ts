@@ -113,7 +113,8 @@ export function isStaleTempFile(name: string, forName: (base: string) => boolean
   return !!m && forName(name.slice(0, m.index)) && !alive(Number(m[1]));
 }
 
-function alive(pid: number): boolean {
+/** Whether a process of this host with that pid is running (EPERM: it is, as another user). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -13,9 +13,10 @@ import { POINTER_SUFFIX, contentKey, parsePointer, serializePointer } from "./po
 import { emptyResult, finish, type CommandResult } from "./result.js";
 import type { Session } from "./session.js";
 import { acquireLock, isStaleTempFile, writeFileAtomic } from "./state.js";
-import { bufferSource, fileSource } from "./source.js";
+import { bufferSource, fileSource, stageSource } from "./source.js";
 import { PARTIAL_SUFFIX } from "./transfer.js";
-import type { StoreRequest } from "../objectstores/types.js";
+import { gaveUp, mapConcurrent, mergeAsync } from "../objectstores/batch.js";
+import type { StagedUpload, StoreOutcome, StoreRequest } from "../objectstores/types.js";
 
 export interface StoreOptions {
   /** Files or folders under shelves/ (relative to cwd); default all of shelves/. */
@@ -114,6 +115,28 @@ class IgnoreFile {
   }
 }
 
+/**
+ * Staged files (ObjectStore.stageUpload) in flight at once. Each is one upload stream plus a
+ * hashing job on the shared hash workers; two keep a store busy while one waits for its hash.
+ */
+const STAGE_CONCURRENCY = 2;
+
+/** The size of every pointer under shelves/ (all shelves, also those whose binary is absent). */
+async function pointerSizes(shelvesDir: string): Promise<Set<number>> {
+  const files = await fg(`**/*${POINTER_SUFFIX}`, { cwd: shelvesDir, dot: true, onlyFiles: true, followSymbolicLinks: false });
+  const sizes = new Set<number>();
+  for (const rel of files) {
+    const text = readIfPresent(join(shelvesDir, rel));
+    if (text === null) continue;
+    try {
+      sizes.add(parsePointer(text, rel).size);
+    } catch {
+      // a bad pointer names no content; store reports it where it matters
+    }
+  }
+  return sizes;
+}
+
 interface Pending {
   action: Extract<StoreAction, { kind: "store" }>;
   file: string;
@@ -209,6 +232,31 @@ export async function gatherStoreCandidates(
   return candidates;
 }
 
+/**
+ * The actions whose files go up while they are hashed (ObjectStore.stageUpload): from the store's
+ * stageMinBytes up to its md5PartSize, and only content that is almost surely new, because an
+ * object already stored would be sent for nothing. So a file is staged only when no pointer in the
+ * repo has its size (a pointer of the same size is the one way pantri can tell that the content
+ * may be stored already) and no other file of this run has it (a copy would go up twice).
+ */
+async function pickStaged(
+  actions: readonly Extract<StoreAction, { kind: "store" }>[],
+  store: { stageUpload?: unknown; stageMinBytes?: number; md5PartSize?: number },
+  sizes: ReadonlyMap<string, number>,
+  shelvesDir: string,
+): Promise<Set<Extract<StoreAction, { kind: "store" }>>> {
+  const max = store.md5PartSize;
+  if (!store.stageUpload || !max) return new Set();
+  const min = store.stageMinBytes ?? max;
+  const sizeOf = (a: { path: string }) => sizes.get(a.path) ?? -1;
+  const big = actions.filter((a) => sizeOf(a) >= min && sizeOf(a) <= max);
+  if (!big.length) return new Set();
+  const known = await pointerSizes(shelvesDir);
+  const seen = new Map<number, number>();
+  for (const a of actions) seen.set(sizeOf(a), (seen.get(sizeOf(a)) ?? 0) + 1);
+  return new Set(big.filter((a) => !known.has(sizeOf(a)) && seen.get(sizeOf(a)) === 1));
+}
+
 export async function store(session: Session, opts: StoreOptions = {}): Promise<CommandResult> {
   const result = emptyResult("store", !!opts.dryRun);
   const root = session.root;
@@ -288,9 +336,11 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
         const checksum = opts.checksum ?? session.settings(shelf).checksum;
         // A store that checks MD5s server-side gets them from the hashing pass (see ObjectStore.md5PartSize).
         const md5PartSize = objectStore.md5PartSize;
+        const staged = await pickStaged(actions, objectStore, sizes, shelvesDir);
+        const plain = staged.size ? actions.filter((a) => !staged.has(a)) : actions;
         // Hashing happens as the store's workers pull requests, so it overlaps with uploads.
         async function* requests(): AsyncGenerator<StoreRequest<Pending>> {
-          for (const action of actions) {
+          for (const action of plain) {
             if (opts.signal?.aborted) return; // stopping: start nothing new
             const file = join(shelvesDir, action.path);
             try {
@@ -317,8 +367,49 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
             }
           }
         }
+        /**
+         * A staged file: its bytes go up while it is hashed; the key (its sha256) is given once
+         * both are done, and the store checks that it received the bytes that were hashed.
+         * Failures before the key is known are reported here; later ones as outcomes.
+         */
+        const storeStaged = async (action: (typeof actions)[number]): Promise<StoreOutcome<Pending> | null> => {
+          const file = join(shelvesDir, action.path);
+          let upload: StagedUpload | null = null;
+          try {
+            const st = statSync(file);
+            const mtime = Math.floor(st.mtimeMs / 1000);
+            const stage = objectStore.stageUpload;
+            if (!stage) throw new PantriError(`${objectStore.description} cannot stage uploads`);
+            const onBytes = (n: number) => session.report({ type: "bytes", n });
+            const [sent, hashed] = await Promise.allSettled([stage(stageSource(file, st.size), { signal: opts.signal, onBytes }), hashFile(file, { md5PartSize })]);
+            if (sent.status === "fulfilled") upload = sent.value;
+            if (hashed.status === "rejected") throw hashed.reason;
+            if (sent.status === "rejected") throw sent.reason;
+            const h = hashed.value;
+            if (h.size !== st.size) throw new PantriError(`${file} changed while it was being hashed; run store again`);
+            const item: Pending = { action, file, mtime, size: h.size, sha256: h.sha256, sha1: h.sha1 };
+            const request: StoreRequest<Pending> = { key: contentKey(h.sha256, prefix), source: fileSource(file, h), item };
+            const committing = sent.value;
+            crashPoint("after-stage-before-commit");
+            upload = null; // commit drops the staged bytes itself when it refuses them
+            try {
+              return { request, uploaded: await committing.commit(request.key, h, { signal: opts.signal }) };
+            } catch (err) {
+              return { request, uploaded: false, error: gaveUp(err) };
+            }
+          } catch (err) {
+            if (upload) await upload.discard().catch(() => undefined); // else the next run's clean-up removes it
+            result.failed.push({ path: action.path, file, error: errorMessage(gaveUp(err)) });
+            session.report({ type: "file-done", path: action.path });
+            return null;
+          }
+        };
+        async function* stagedOutcomes(): AsyncGenerator<StoreOutcome<Pending>> {
+          for await (const out of mapConcurrent(staged, STAGE_CONCURRENCY, storeStaged)) if (out) yield out;
+        }
         const concurrency = opts.concurrency ?? session.settings(shelf).concurrency;
-        for await (const out of objectStore.storeObjects(requests(), { concurrency, signal: opts.signal, onBytes: (n) => session.report({ type: "bytes", n }) })) {
+        const uploads = objectStore.storeObjects(requests(), { concurrency, signal: opts.signal, onBytes: (n) => session.report({ type: "bytes", n }) });
+        for await (const out of staged.size ? mergeAsync(uploads, stagedOutcomes()) : uploads) {
           const p = out.request.item;
           const base = { path: p.action.path, file: p.file, key: out.request.key, size: p.size, sha256: p.sha256 };
           if (out.error) {

@@ -88,6 +88,32 @@ export async function* mapConcurrent<I, O>(
 }
 
 /**
+ * The values of several generators as each comes, whichever yields first. Ends when all have
+ * ended; the first failure is thrown (after the others were asked to stop).
+ */
+export async function* mergeAsync<T>(...sources: AsyncGenerator<T>[]): AsyncGenerator<T> {
+  type Step = { source: AsyncGenerator<T>; result: IteratorResult<T> };
+  const pending = new Map<AsyncGenerator<T>, Promise<Step>>();
+  const advance = (source: AsyncGenerator<T>) => pending.set(source, source.next().then((result) => ({ source, result })));
+  for (const s of sources) advance(s);
+  try {
+    while (pending.size) {
+      const { source, result } = await Promise.race(pending.values());
+      if (result.done) {
+        pending.delete(source);
+        continue;
+      }
+      advance(source);
+      yield result.value;
+    }
+  } finally {
+    // Stopped early (a failure, or the consumer left): stop the others too. A generator busy in
+    // next() finishes that step first; its result is not wanted.
+    await Promise.allSettled([...pending.keys()].map((s) => s.return(undefined)));
+  }
+}
+
+/**
  * Up to this size an object goes up without a HEAD first when the store has `putIfAbsent`: one
  * request instead of two. Small objects are bound by per-request cost (Swift's proxy is Python;
  * FIELD.md), and if the object is there already, a few KiB were sent for nothing. Bigger objects
@@ -128,7 +154,7 @@ async function retrieveOne<T>(store: ObjectStore, req: RetrieveRequest<T>, opts:
  * A failure as reported: one that outlived every retry says so, and what to do about it. (The
  * error keeps its class and fields, which callers and the retry policy read.)
  */
-function gaveUp(err: unknown): Error {
+export function gaveUp(err: unknown): Error {
   const e = err instanceof Error ? err : new Error(String(err));
   if (isRetryable(e)) e.message += ` (gave up after ${DEFAULT_RETRY.attempts} attempts: check that the store is reachable, then run the same command again)`;
   return e;

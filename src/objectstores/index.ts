@@ -73,7 +73,7 @@ function defaultExport(mod: unknown): unknown {
   return d;
 }
 
-const OPTIONAL_METHODS = ["putIfAbsent", "list", "delete", "authenticate", "testAuth", "close", "storeObjects", "retrieveObjects"] as const;
+const OPTIONAL_METHODS = ["putIfAbsent", "stageUpload", "list", "delete", "authenticate", "testAuth", "close", "storeObjects", "retrieveObjects"] as const;
 
 /**
  * A third-party store gets the batch generators it lacks, and its "not found" (an error with
@@ -92,8 +92,13 @@ function checkCustomStore(made: unknown, type: string): ObjectStore {
   const optional = Object.fromEntries(
     OPTIONAL_METHODS.filter((m) => typeof s[m] === "function").map((m) => [m, (s[m] as (...args: never[]) => unknown).bind(s)]),
   ) as Partial<ObjectStore>;
+  // Optional numeric capabilities (see ObjectStore.md5PartSize and stageMinBytes), when sound.
+  const sizes = Object.fromEntries(
+    (["md5PartSize", "stageMinBytes"] as const).filter((k) => Number.isSafeInteger(s[k]) && (s[k] ?? 0) > 0).map((k) => [k, s[k]]),
+  ) as Pick<ObjectStore, "md5PartSize" | "stageMinBytes">;
   return withBatch({
     ...optional,
+    ...sizes,
     description,
     head: s.head.bind(s),
     put: s.put.bind(s),

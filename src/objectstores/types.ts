@@ -37,6 +37,36 @@ export interface PutSource {
   md5Parts?: string[];
 }
 
+/** The bytes of a file whose digests are still being computed (see ObjectStore.stageUpload). */
+export interface StageSource {
+  size: number;
+  /** Opens a fresh stream of bytes start..end (`end` inclusive, default the last byte); may be called again on retry. */
+  open(start?: number, end?: number): Readable;
+  /** The local file, for messages. */
+  path?: string;
+}
+
+/** What the hashing pass found about content sent to ObjectStore.stageUpload. */
+export interface StagedDigests {
+  size: number;
+  sha256: string;
+  /** The MD5 of each ObjectStore.md5PartSize part, computed from the file while it was being sent. */
+  md5Parts?: string[];
+}
+
+/** Bytes a store holds under a name of its own until `commit` gives them their key. */
+export interface StagedUpload {
+  /**
+   * Makes the staged bytes the object `key`, unless that key exists already (then they are
+   * dropped): resolves true when it stored them. First checks that what the store received is
+   * exactly what `digests` describes (size, and the MD5 of each part); if not, drops the bytes
+   * and fails, so a file that changed while it was sent never gets a key.
+   */
+  commit(key: string, digests: StagedDigests, opts?: RequestOptions): Promise<boolean>;
+  /** Drops the staged bytes. */
+  discard(opts?: RequestOptions): Promise<void>;
+}
+
 export interface GetOptions {
   /** First byte to return (a Range request), for resuming a partial download. */
   start?: number;
@@ -110,6 +140,19 @@ export interface ObjectStore {
    * uploaded. Swift sets it to its segment size.
    */
   readonly md5PartSize?: number;
+  /**
+   * Optional: sends a file's bytes before its key (its sha256) is known, under a name of the
+   * store's own, so that a big file goes up WHILE it is hashed instead of after: one pass over
+   * the disk and the wire at once. Nothing appears under any content key before
+   * StagedUpload.commit. A store offering it must set md5PartSize (commit checks the bytes
+   * against those MD5s) and leave nothing behind that a later run cannot find and remove.
+   * pantri uses it for files of stageMinBytes up to md5PartSize whose size no pointer in the
+   * repo has: content that is almost surely new, since an object already in the store would be
+   * sent for nothing (and then dropped).
+   */
+  stageUpload?(source: StageSource, opts?: RequestOptions): Promise<StagedUpload>;
+  /** With stageUpload: the smallest file worth it (below, hashing first costs less than a second request). */
+  readonly stageMinBytes?: number;
   /** Optional: every object whose key starts with prefix (paged by the adapter). */
   list?(prefix: string, opts?: RequestOptions): AsyncIterable<ObjectMeta>;
   /** Optional: removes an object (used by tests and maintenance, never by store/retrieve). */

@@ -288,6 +288,124 @@ describeSwift("swift store on a real Swift", (ep: SwiftEndpoints) => {
       expect((await readAll(await store.get("md5/big-changed.bin"))).equals(big)).toBe(true);
     });
 
+    describe("staged uploads (bytes sent while they are hashed)", () => {
+      const md5 = (b: Buffer) => createHash("md5").update(b).digest("hex");
+      const keyOf = (b: Buffer) => `sha256/${sha256Hex(b).slice(0, 2)}/${sha256Hex(b)}`;
+      const digestsOf = (b: Buffer) => ({ size: b.length, sha256: sha256Hex(b), md5Parts: [md5(b)] });
+      const stageSourceOf = (b: Buffer) => {
+        const { size, open: openRange } = sourceFromBuffer(b);
+        return { size, open: openRange, path: "/tmp/staged.bin" };
+      };
+      const notes = async (): Promise<string[]> => (await readdir(join(cacheDir, "swift-staged")).catch(() => [])).filter((n) => n.endsWith(".json"));
+      const segmentsOf = async (c: string): Promise<string[]> => (await swift("list", `${c}_segments`).catch(() => "")).split("\n").filter(Boolean);
+      /** A pid no process has any more (a child that already exited). */
+      const deadPid = async (): Promise<number> => {
+        const child = execFile(process.execPath, ["-e", "0"]);
+        await new Promise((resolve) => child.once("exit", resolve));
+        return child.pid as number;
+      };
+
+      it("offers staging up to its segment size; a commit with the hashing pass's MD5 makes the object, named by a one-segment manifest", async () => {
+        const c = container("pantri-stage");
+        const store = await open({ container: c, stageMinBytes: 1000 });
+        await swift("post", `${c}_segments`); // so that no first attempt is answered 404 (and sent twice)
+        expect(store.stageMinBytes).toBe(1000);
+        expect(typeof store.stageUpload).toBe("function");
+        const buf = randomBytes(300_000);
+        let sent = 0;
+        const staged = await (store.stageUpload as NonNullable<ObjectStore["stageUpload"]>)(stageSourceOf(buf), { onBytes: (n) => (sent += n) });
+        expect(sent).toBe(buf.length);
+        // Sent, noted, and not yet under any key.
+        expect(await notes()).toHaveLength(1);
+        expect(await store.head(keyOf(buf))).toBeNull();
+        const [segment] = await segmentsOf(c);
+        expect(segment).toMatch(new RegExp(`^${c}/staged/[0-9a-f-]{36}$`));
+
+        expect(await staged.commit(keyOf(buf), digestsOf(buf))).toBe(true);
+        expect((await readAll(await store.get(keyOf(buf)))).equals(buf)).toBe(true);
+        expect(await store.head(keyOf(buf))).toEqual({ key: keyOf(buf), size: buf.length });
+        expect((await rawHead(c, keyOf(buf)))["x-static-large-object"]).toBe("True");
+        // Listed with the object's own size (status --remote compares listings).
+        expect(await collect(store.list?.("sha256/") ?? [])).toEqual([{ key: keyOf(buf), size: buf.length }]);
+        expect(await notes()).toEqual([]);
+
+        // A commit retried after its answer was lost finds its own manifest: still stored, segment kept.
+        expect(await staged.commit(keyOf(buf), digestsOf(buf))).toBe(true);
+        expect(await segmentsOf(c)).toEqual([segment]);
+        expect((await readAll(await store.get(keyOf(buf)))).equals(buf)).toBe(true);
+        // Objects too big for one segment are never staged.
+        await expect((store.stageUpload as NonNullable<ObjectStore["stageUpload"]>)(stageSourceOf(randomBytes(MiB + 1)))).rejects.toThrow(/more than segmentSize/);
+      });
+
+      it("refuses a commit whose MD5 is not what Swift received (the file changed while sent), and drops the bytes", async () => {
+        const c = container("pantri-stage-changed");
+        const store = await open({ container: c });
+        const buf = randomBytes(200_000);
+        const staged = await (store.stageUpload as NonNullable<ObjectStore["stageUpload"]>)(stageSourceOf(buf));
+        const hashed = Buffer.from(buf);
+        hashed[1234] = (hashed[1234] ?? 0) ^ 0xff; // what the hashing pass read differs from what was sent
+        const err = await failureOf(staged.commit(keyOf(hashed), digestsOf(hashed)));
+        expect(err).toBeInstanceOf(StoreError);
+        expect((err as StoreError).retryable).toBe(false);
+        expect(err.message).toMatch(/changed while it was being stored/);
+        expect(err.message).toContain("/tmp/staged.bin");
+        expect(await store.head(keyOf(hashed))).toBeNull();
+        expect(await store.head(keyOf(buf))).toBeNull();
+        expect(await segmentsOf(c)).toEqual([]);
+        expect(await notes()).toEqual([]);
+      });
+
+      it("drops the staged copy when the key is stored already, leaving the stored object as it was", async () => {
+        const c = container("pantri-stage-dup");
+        const store = await open({ container: c });
+        const buf = randomBytes(150_000);
+        await store.put(keyOf(buf), sourceFromBuffer(buf));
+        const staged = await (store.stageUpload as NonNullable<ObjectStore["stageUpload"]>)(stageSourceOf(buf));
+        expect(await staged.commit(keyOf(buf), digestsOf(buf))).toBe(false);
+        expect(await segmentsOf(c)).toEqual([]);
+        expect((await rawHead(c, keyOf(buf)))["x-static-large-object"]).toBeUndefined();
+        expect((await readAll(await store.get(keyOf(buf)))).equals(buf)).toBe(true);
+        expect(await notes()).toEqual([]);
+      });
+
+      it("removes the staged segments of a killed run on the next staged upload, but keeps one its manifest names", async () => {
+        const c = container("pantri-stage-orphans");
+        const log: string[] = [];
+        const killed = await open({ container: c });
+        const stage = (s: ObjectStore, b: Buffer) => (s.stageUpload as NonNullable<ObjectStore["stageUpload"]>)(stageSourceOf(b));
+        // Run 1 "dies" after sending one file (never committed) and right after the manifest of another.
+        const orphan = randomBytes(100_000);
+        await stage(killed, orphan);
+        const done = randomBytes(120_000);
+        const committed = await stage(killed, done);
+        expect(await committed.commit(keyOf(done), digestsOf(done))).toBe(true);
+        const pid = await deadPid();
+        const [file] = await notes();
+        const orphanPath = join(cacheDir, "swift-staged", file as string);
+        const orphanRecord = JSON.parse(await readFile(orphanPath, "utf8")) as { pid: number; segment: string };
+        await writeFile(orphanPath, JSON.stringify({ ...orphanRecord, pid }));
+        // The committed one's note, as a kill between manifest and note removal would leave it.
+        const doneSeg = (await segmentsOf(c)).find((n) => n !== orphanRecord.segment) as string;
+        await writeFile(join(cacheDir, "swift-staged", "kept.json"), JSON.stringify({ ...orphanRecord, pid, segment: doneSeg, key: keyOf(done) }));
+        // A note of a live run (this one) and of another store are left alone.
+        const other = join(cacheDir, "swift-staged", "other.json");
+        await writeFile(other, JSON.stringify({ ...orphanRecord, pid, store: "elsewhere" }));
+
+        const next = await open({ container: c }, log);
+        const fresh = randomBytes(90_000);
+        expect(await (await stage(next, fresh)).commit(keyOf(fresh), digestsOf(fresh))).toBe(true);
+        const left = await segmentsOf(c);
+        expect(left).not.toContain(orphanRecord.segment);
+        expect(left).toContain(doneSeg);
+        expect(left).toHaveLength(2); // done's and fresh's
+        expect((await readAll(await next.get(keyOf(done)))).equals(done)).toBe(true);
+        expect(log.some((l) => l.includes(`removed staged segment ${orphanRecord.segment} left by a killed run`))).toBe(true);
+        expect(log.some((l) => l.includes(`has its manifest ${keyOf(done)}; keeping it`))).toBe(true);
+        expect(await notes()).toEqual(["other.json"]);
+        await rm(other);
+      });
+    });
+
     it("logs in again once when the cached token is refused, and caches the new token", async () => {
       const c = container("pantri-reauth");
       await (await open({ container: c })).put("warm-up.bin", sourceFromBuffer(randomBytes(10)));
