@@ -443,7 +443,6 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
     const paths = [...touched].sort();
     if (paths.length) {
       crashPoint("before-commit");
-      await session.git.add(paths);
       const pointers = paths.filter((p) => p.endsWith(POINTER_SUFFIX));
       const shelves = [...new Set(pointers.map((p) => p.split("/")[1]))].sort();
       const n = pointers.length;
@@ -457,6 +456,7 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
           result.details.pushed = true;
         }
       } else {
+        await session.git.add(paths); // (commit stages them itself)
         result.details.staged = paths;
       }
     }

@@ -375,6 +375,8 @@ const createSwiftStore: StoreFactory = (options, context) => {
     client.log(`swift: created container "${name}" (${res.status})`);
   }
 
+  const creatingContainers = new Map<string, Promise<void>>();
+
   /**
    * A PUT that creates its container when Swift says it is missing (404), then tries once more.
    * A 403 on the object means this account may not write there, or (tempauth answers 403 before
@@ -386,7 +388,13 @@ const createSwiftStore: StoreFactory = (options, context) => {
       const res = await client.request({ ...req, accept, key });
       if (res.status === 404 && !created) {
         await res.body.dump();
-        await createContainer(req.container, key, req.signal);
+        // Workers that met the missing container together wait for one creation, not one each.
+        let creating = creatingContainers.get(req.container);
+        if (!creating) {
+          creating = createContainer(req.container, key, req.signal).finally(() => creatingContainers.delete(req.container));
+          creatingContainers.set(req.container, creating);
+        }
+        await creating;
         continue;
       }
       if (res.status === 403) {

@@ -406,6 +406,19 @@ describeSwift("swift store on a real Swift", (ep: SwiftEndpoints) => {
       });
     });
 
+    it("creates a missing container once when many uploads find it missing at the same time", async () => {
+      const c = container("pantri-create-once");
+      const log: string[] = [];
+      const store = await open({ container: c }, log);
+      const bufs = Array.from({ length: 12 }, () => randomBytes(2000));
+      const requests = bufs.map((b, i) => ({ key: `sha256/${sha256Hex(b).slice(0, 2)}/${sha256Hex(b)}`, source: sourceFromBuffer(b), item: i }));
+      const outcomes = await collect(store.storeObjects(requests, { concurrency: 12 }));
+      expect(outcomes.map((o) => o.error)).toEqual(bufs.map(() => undefined));
+      expect(outcomes.every((o) => o.uploaded)).toBe(true);
+      expect(log.filter((l) => l.startsWith(`swift: created container "${c}"`))).toHaveLength(1);
+      for (const r of requests) expect(await store.head(r.key)).toEqual({ key: r.key, size: 2000 });
+    });
+
     it("logs in again once when the cached token is refused, and caches the new token", async () => {
       const c = container("pantri-reauth");
       await (await open({ container: c })).put("warm-up.bin", sourceFromBuffer(randomBytes(10)));
