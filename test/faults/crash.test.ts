@@ -5,7 +5,7 @@
  * file under a final name in dest, no sync record ahead of what dest holds), and a plain rerun
  * must complete, commit everything, and leave no temporary file behind.
  */
-import { cp, readFile, rm } from "node:fs/promises";
+import { cp, readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SyncRecords } from "../../src/core/state.js";
@@ -26,6 +26,7 @@ import {
   sha256,
   spawnPantri,
   swiftGet,
+  swiftList,
   walkFiles,
   type SwiftAdmin,
   type SwiftFixture,
@@ -44,8 +45,9 @@ describeSwift("crash safety (SIGKILL)", (ep) => {
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    // Small segments: the bigger objects are static large objects, so crashes hit SLO uploads too.
-    fx = await setUpSwiftFixture(ep, { prefix: "faults-crash", shelves: ["pkgs", "rel"], store: { segmentSize: 256 * KiB } });
+    // Small segments: the bigger objects are static large objects, so crashes hit SLO uploads too;
+    // staging from 30 KiB: the mid-sized ones (sizes no other file has) go up while they are hashed.
+    fx = await setUpSwiftFixture(ep, { prefix: "faults-crash", shelves: ["pkgs", "rel"], store: { segmentSize: 256 * KiB, stageMinBytes: 30 * KiB } });
     ({ repos, admin, container, env } = fx);
   });
 
@@ -58,14 +60,18 @@ describeSwift("crash safety (SIGKILL)", (ep) => {
   async function addWork(n: number): Promise<void> {
     for (let i = 0; i < n; i++) {
       serial++;
-      const size = [3 * KiB, 40 * KiB, 300 * KiB][serial % 3] ?? KiB;
+      // Unique mid sizes: a size that a pointer has already is hashed first, not staged.
+      const size = [3 * KiB, 40 * KiB + serial, 300 * KiB][serial % 3] ?? KiB;
       await repos.writeFile(repos.packager, `shelves/pkgs/d${serial % 3}/f${serial}.bin`, randomBinary(size, serial), 1_700_000_000 + serial);
     }
     if (serial > n) {
       const old = `shelves/pkgs/d${(serial - n) % 3}/f${serial - n}.bin`;
-      await repos.writeFile(repos.packager, old, randomBinary(50 * KiB, 1000 + serial), 1_700_100_000 + serial);
+      await repos.writeFile(repos.packager, old, randomBinary(50 * KiB + serial, 1000 + serial), 1_700_100_000 + serial);
     }
   }
+
+  /** The notes of staged Swift segments (see the swift store) in the test's cache dir. */
+  const stagedNotes = async (): Promise<string[]> => (await readdir(join(env.PANTRI_CACHE_DIR ?? "", "swift-staged")).catch(() => [] as string[])).filter((n) => n.endsWith(".json"));
 
   /** After a complete run: every binary has a committed pointer of its content; nothing pending. */
   async function expectAllCommitted(): Promise<void> {
@@ -92,6 +98,7 @@ describeSwift("crash safety (SIGKILL)", (ep) => {
 
       const rounds: { crashAt?: string; delayMs?: number }[] = [
         { crashAt: "after-upload-before-pointer:2" },
+        { crashAt: "after-stage-before-commit:1" },
         { crashAt: "after-pointer-before-ignore:1" },
         { crashAt: "before-commit:1" },
         ...[0, 1].map(() => ({ delayMs: Math.round(baseline * (0.25 + random() * 0.6)) })),
@@ -106,6 +113,16 @@ describeSwift("crash safety (SIGKILL)", (ep) => {
         if (round.crashAt) expect(killed.signal, `${what}: the crash point was reached\n${describeRun(killed)}`).toBe("SIGKILL");
         expect(await auditPointers(repos, repos.packager, fetchObject, "", verified), `after ${what}`).toEqual([]);
 
+        // Killed between staging and commit: a staged segment (and maybe one more in flight),
+        // noted, named by no manifest.
+        const orphans: string[] = [];
+        if (round.crashAt === "after-stage-before-commit:1") {
+          for (const note of await stagedNotes()) {
+            orphans.push((JSON.parse(await readFile(join(env.PANTRI_CACHE_DIR ?? "", "swift-staged", note), "utf8")) as { segment: string }).segment);
+          }
+          const names = (await swiftList(admin, `${container}_segments`)).map((o) => o.name);
+          expect(orphans.filter((o) => names.includes(o)).length, "the staged segment is in Swift").toBeGreaterThanOrEqual(1);
+        }
         const rerun = await runPantri(["store", "--json"], { cwd: repos.packager, env });
         expect(rerun.code, `rerun after ${what}\n${describeRun(rerun)}`).toBe(0);
         if (round.crashAt === "after-upload-before-pointer:2") {
@@ -114,6 +131,12 @@ describeSwift("crash safety (SIGKILL)", (ep) => {
         }
         expect(await auditPointers(repos, repos.packager, fetchObject, "", verified), `after the rerun (${what})`).toEqual([]);
         await expectAllCommitted();
+        if (orphans.length) {
+          // The segments staged by the killed run were removed by the rerun, and their notes.
+          expect(await stagedNotes()).toEqual([]);
+          const names = (await swiftList(admin, `${container}_segments`)).map((o) => o.name);
+          expect(orphans.filter((o) => names.includes(o))).toEqual([]);
+        }
       }
     },
     150_000,
