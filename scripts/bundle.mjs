@@ -8,11 +8,30 @@
  * The library entry (dist/index.js) stays tsc's per-file output. The AWS SDK (optional), jiti
  * (only for a .ts config) and undici stay outside the bundle: they are imported on first use.
  */
+import { readFile } from "node:fs/promises";
 import { build } from "esbuild";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/**
+ * yargs looks for its app's package.json from `mainFilename`: the folder above its own
+ * node_modules/. Bundled, its path has no node_modules, so it fell back to the current folder and
+ * read every folder from there up to / (one readdir each) on every start, even with the version
+ * given. Here the start is pantri's own folder (dist/..), which has the package.json.
+ */
+const yargsFromPantri = {
+  name: "yargs-main-filename",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]yargs[\\/]lib[\\/]platform-shims[\\/]esm\.mjs$/ }, async (args) => {
+      const text = await readFile(args.path, "utf8");
+      const line = /^const mainFilename = .*$/m;
+      if (!line.test(text)) throw new Error(`${args.path}: no mainFilename line to point at pantri's folder (yargs changed?)`);
+      return { contents: text.replace(line, 'const mainFilename = fileURLToPath(new URL("../", import.meta.url));'), loader: "js" };
+    });
+  },
+};
 
 await build({
   absWorkingDir: root,
@@ -28,5 +47,6 @@ await build({
   external: ["@aws-sdk/*", "jiti", "undici"],
   // CommonJS dependencies (simple-git, fast-glob) call require() for Node's own modules.
   banner: { js: 'import { createRequire as __pantriCreateRequire } from "node:module"; const require = __pantriCreateRequire(import.meta.url);' },
+  plugins: [yargsFromPantri],
   logLevel: "warning",
 });

@@ -7,7 +7,7 @@ import { crashPoint } from "./crash-point.js";
 import { forEachLimit } from "./limit.js";
 import { IntegrityError, PantriError, UsageError, errorMessage, throwIfInterrupted } from "./errors.js";
 import { debug, info, warn } from "./events.js";
-import { hashFile } from "./hash.js";
+import { sha256File } from "./hash.js";
 import { compilePatterns } from "./patterns.js";
 import {
   classifyEntry,
@@ -95,7 +95,7 @@ async function enrichDest(
       have.blobOid = await gitBlobOid(join(dest, path)).catch(() => undefined);
     } else if (checksum) {
       const p = pointers.get(f.repoPath);
-      if (p && !("error" in p) && p.size === have.size) have.sha256 = (await hashFile(join(dest, path))).sha256;
+      if (p && !("error" in p) && p.size === have.size) have.sha256 = (await sha256File(join(dest, path))).sha256;
     }
   });
 }
@@ -443,7 +443,7 @@ async function retrieveOne(session: Session, opts: RetrieveOptions, result: Comm
     if (!opts.dest) await mkdir(dest, { recursive: true });
     const have = await lstatOrNull(file);
     const checksum = opts.checksum ?? session.settings(shelf).checksum;
-    if (have?.kind === "file" && have.size === pointer.size && have.mtime === pointer.mtime && (!checksum || (await hashFile(file)).sha256 === pointer.sha256)) {
+    if (have?.kind === "file" && have.size === pointer.size && have.mtime === pointer.mtime && (!checksum || (await sha256File(file)).sha256 === pointer.sha256)) {
       result.skipped.push({ path: pointer.path, file, reason: "up to date" });
       return result;
     }

@@ -6,7 +6,7 @@ import { crashPoint } from "./crash-point.js";
 import { forEachLimit } from "./limit.js";
 import { PantriError, UsageError, errorMessage, throwIfInterrupted } from "./errors.js";
 import { info } from "./events.js";
-import { IN_MEMORY_MAX_BYTES, hashFile, isBinaryFile, readAndHash, type FileDigests } from "./hash.js";
+import { IN_MEMORY_MAX_BYTES, hashFile, isBinaryFile, readAndHash, sha256File, type FileDigests } from "./hash.js";
 import { compilePatterns } from "./patterns.js";
 import { needsSniff, planStoreFile, type StoreAction, type StoreCandidate } from "./plan.js";
 import { POINTER_SUFFIX, contentKey, parsePointer, serializePointer } from "./pointer.js";
@@ -303,7 +303,8 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
     if (opts.dryRun) {
       for (const a of todo) {
         const file = join(shelvesDir, a.path);
-        const h = await hashFile(file, (n) => session.report({ type: "bytes", n }));
+        // The plan needs the key (the sha256), not the sha1 of the pointer.
+        const h = await sha256File(file, (n) => session.report({ type: "bytes", n }));
         const shelf = a.path.split("/")[0] ?? "";
         const prefix = (session.settings(shelf).objectStore.keyPrefix as string | undefined) ?? "";
         result.stored.push({ path: a.path, file, reason: a.reason, size: h.size, sha256: h.sha256, key: contentKey(h.sha256, prefix) });

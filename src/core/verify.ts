@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import { lstatOrNull } from "./dest.js";
 import { errorMessage } from "./errors.js";
-import { hashFile } from "./hash.js";
+import { sha256File } from "./hash.js";
 import { objectKey } from "./pointer.js";
 import { emptyResult, finish, type CommandResult, type ItemResult } from "./result.js";
 import { downloadAll, prepare, type DownloadItem } from "./retrieve.js";
@@ -61,7 +61,7 @@ export async function verify(session: Session, opts: VerifyOptions = {}): Promis
       } else if (have.kind !== "file") {
         problems.push(`${file} is not a regular file`);
       } else {
-        const h = await hashFile(file);
+        const h = await sha256File(file);
         if (h.size !== p.size || h.sha256 !== p.sha256) {
           problems.push(`${file} does not match its pointer (sha256 ${h.sha256}, expected ${p.sha256})`);
           bad = true;

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SNIFF_BYTES, hashFile, isBinaryFile, md5PartsOf, readAndHash } from "../../src/core/hash.js";
+import { SNIFF_BYTES, hashFile, isBinaryFile, md5PartsOf, readAndHash, sha256File } from "../../src/core/hash.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -119,6 +119,35 @@ describe("a file that changes while it is hashed", () => {
       await new Promise((r) => setTimeout(r, 1));
     }
     await expect(hashing).rejects.toThrow(/growing changed while it was being hashed/);
+  });
+});
+
+describe("sha256File", () => {
+  it.each([
+    ["17 MiB + 5 bytes (on a worker thread)", 17 * 1024 * 1024 + 5],
+    ["3 MiB + 5 bytes (on this thread)", 3 * 1024 * 1024 + 5],
+    ["a few bytes (read whole)", 9],
+    ["nothing", 0],
+  ])("matches openssl on %s, and reports every byte", async (_name, size) => {
+    const file = join(dir, `sha256-${size}`);
+    await writeFile(file, randomBytes(size));
+    let reported = 0;
+    const h = await sha256File(file, (n) => (reported += n));
+    expect(h).toEqual({ size, sha256: openssl("sha256", file) });
+    expect(reported).toBe(size);
+  });
+
+  it("fails, naming the file, when it changes while it is hashed", async () => {
+    const file = join(dir, "growing-sha256");
+    await writeFile(file, randomBytes(64 * 1024 * 1024));
+    let settled = false;
+    const hashing = sha256File(file).finally(() => (settled = true));
+    hashing.catch(() => undefined);
+    while (!settled) {
+      await appendFile(file, randomBytes(1024));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await expect(hashing).rejects.toThrow(/growing-sha256 changed while it was being hashed/);
   });
 });
 
