@@ -538,7 +538,14 @@ const createSwiftStore: StoreFactory = (options, context) => {
       // Swift wants the manifest's paths unquoted ("/container/name"); it quotes them itself.
       manifest.push({ path: `/${o.segmentContainer}/${name}`, etag, size_bytes: length });
     }
-    const body = JSON.stringify(manifest);
+    const stored = await putManifest(key, manifest, opts.signal);
+    client.log(`swift: ${key}: ${stored ? `stored as a static large object of ${count} segments` : "already stored"}`);
+    return stored;
+  }
+
+  /** A create-only SLO manifest at `key`; false when the key was taken (412). */
+  async function putManifest(key: string, entries: ManifestEntry[], signal?: AbortSignal): Promise<boolean> {
+    const body = JSON.stringify(entries);
     const res = await putCreatingContainer(
       {
         method: "PUT",
@@ -548,12 +555,11 @@ const createSwiftStore: StoreFactory = (options, context) => {
         headers: { "if-none-match": "*", "content-type": "application/octet-stream", "content-length": String(Buffer.byteLength(body)) },
         body: () => body,
         accept: [412],
-        signal: opts.signal,
+        signal,
       },
       key,
     );
     await res.body.dump();
-    client.log(`swift: ${key}: ${res.status === 412 ? "already stored" : `stored as a static large object of ${count} segments`}`);
     return res.status !== 412;
   }
 
@@ -684,24 +690,9 @@ const createSwiftStore: StoreFactory = (options, context) => {
         );
       }
       await writeNote(id, { ...note, key });
-      const body = JSON.stringify([{ path, etag, size_bytes: source.size } satisfies ManifestEntry]);
       const stored = await withRetry(
         async () => {
-          const res = await putCreatingContainer(
-            {
-              method: "PUT",
-              container: o.container,
-              object: key,
-              query: { "multipart-manifest": "put" },
-              headers: { "if-none-match": "*", "content-type": "application/octet-stream", "content-length": String(Buffer.byteLength(body)) },
-              body: () => body,
-              accept: [412],
-              signal: copts.signal,
-            },
-            key,
-          );
-          await res.body.dump();
-          if (res.status !== 412) return true;
+          if (await putManifest(key, [{ path, etag, size_bytes: source.size }], copts.signal)) return true;
           // Taken: by an object stored before, or by this very manifest when an earlier attempt's
           // answer was lost. Only in the first case may the segment go.
           return (await manifestSegments(key, copts.signal)).includes(path);
