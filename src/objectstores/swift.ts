@@ -1,6 +1,6 @@
 import { createHash, randomUUID, type Hash } from "node:crypto";
 import { readFileSync, readdirSync, rmSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, open } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
@@ -305,12 +305,21 @@ function bareEtag(v: string | undefined): string | undefined {
  * error (the file changed under us), so Content-Length is never a lie.
  * A source holding its bytes in memory gives them as one Buffer, sent without a stream.
  */
-function rangeBody(source: Pick<PutSource, "size" | "open" | "bytes">, start: number, length: number, onChunk: (chunk: Buffer) => void): Readable | Buffer {
+function rangeBody(
+  source: Pick<PutSource, "size" | "open" | "bytes" | "path">,
+  start: number,
+  length: number,
+  onChunk: (chunk: Buffer) => void,
+  /** Swift checks these bytes against MD5s of the hashing pass: they may be read from source.path directly. */
+  checked = false,
+): Readable | Buffer {
   if (source.bytes && source.bytes.length === source.size) {
     const part = source.bytes.subarray(start, start + length);
     onChunk(part);
     return part;
   }
+  // highWaterMark 1: the stream holds at most one chunk ahead of the socket (see fileRange).
+  if (checked && source.path && length > 0) return Readable.from(fileRange(source.path, start, length, onChunk), { objectMode: false, highWaterMark: 1 });
   const inner = length > 0 ? source.open(start, start + length - 1) : Readable.from([]);
   let left = length;
   const counted = new Transform({
@@ -331,17 +340,44 @@ function rangeBody(source: Pick<PutSource, "size" | "open" | "bytes">, start: nu
   return inner.pipe(counted);
 }
 
+/** Read size and buffers of fileRange: 1 MiB reads kept the socket fed with the fewest calls. */
+const FILE_RANGE_CHUNK = 1 << 20;
+const FILE_RANGE_BUFFERS = 3;
+
+/**
+ * Bytes start..start+length-1 of a local file, read into FILE_RANGE_BUFFERS reused buffers
+ * instead of a new one per read: Node frees big Buffers only at a full GC, so a 1 GiB upload
+ * through a stream held ~30 MB of dead chunks at its peak (123-133 MB RSS against 101 MB this
+ * way, same speed). Reuse is safe: undici pauses the body when a write is not taken at once (it
+ * writes corked, so a 1 MiB chunk never is) and resumes on 'drain', when the socket has flushed
+ * everything; the stream around this (highWaterMark 1) reads at most one chunk ahead; so at most
+ * two buffers are in use and the third is free. Used only for bytes Swift checks against the
+ * hashing pass's MD5s, so even a bug here could not store other bytes: Swift would refuse them.
+ */
+async function* fileRange(path: string, start: number, length: number, onChunk: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
+  const file = await open(path, "r");
+  try {
+    const buffers = Array.from({ length: FILE_RANGE_BUFFERS }, () => Buffer.allocUnsafe(Math.min(FILE_RANGE_CHUNK, length)));
+    for (let done = 0, i = 0; done < length; i++) {
+      const buffer = buffers[i % FILE_RANGE_BUFFERS] as Buffer;
+      const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, length - done), start + done);
+      if (bytesRead === 0) throw new Error(`${path} ended ${length - done} bytes early (bytes ${start}..${start + length - 1}): did the file change while uploading?`);
+      done += bytesRead;
+      const chunk = buffer.subarray(0, bytesRead);
+      onChunk(chunk);
+      yield chunk;
+    }
+  } finally {
+    await file.close();
+  }
+}
+
 async function md5OfRange(source: Pick<PutSource, "size" | "open" | "bytes">, start: number, length: number, signal?: AbortSignal): Promise<string> {
   const md5 = createHash("md5");
   const body = rangeBody(source, start, length, (c) => md5.update(c));
   if (Buffer.isBuffer(body)) return md5.digest("hex");
-  const stream = body;
-  for await (const _ of stream) {
-    if (signal?.aborted) {
-      stream.destroy();
-      throw signal.reason;
-    }
-  }
+  // Leaving the loop early (the throw) ends the stream.
+  for await (const _ of body) if (signal?.aborted) throw signal.reason;
   return md5.digest("hex");
 }
 
@@ -446,10 +482,16 @@ const createSwiftStore: StoreFactory = (options, context) => {
         },
         body: () => {
           md5 = createHash("md5");
-          return rangeBody(source, 0, source.size, (c) => {
-            if (!expected) md5.update(c);
-            opts.onBytes?.(c.length);
-          });
+          return rangeBody(
+            source,
+            0,
+            source.size,
+            (c) => {
+              if (!expected) md5.update(c);
+              opts.onBytes?.(c.length);
+            },
+            expected !== undefined,
+          );
         },
         accept: [412, 422],
         signal: opts.signal,
@@ -503,10 +545,16 @@ const createSwiftStore: StoreFactory = (options, context) => {
         headers: { "content-length": String(length), "content-type": "application/octet-stream", ...(expected ? { etag: expected } : {}) },
         body: () => {
           md5 = createHash("md5");
-          return rangeBody(source, start, length, (c) => {
-            if (!expected) md5.update(c);
-            opts.onBytes?.(c.length);
-          });
+          return rangeBody(
+            source,
+            start,
+            length,
+            (c) => {
+              if (!expected) md5.update(c);
+              opts.onBytes?.(c.length);
+            },
+            expected !== undefined,
+          );
         },
         accept: [422],
         signal: opts.signal,
@@ -660,7 +708,8 @@ const createSwiftStore: StoreFactory = (options, context) => {
             container: o.segmentContainer,
             object: segment,
             headers: { "content-length": String(source.size), "content-type": "application/octet-stream" },
-            body: () => rangeBody(source, 0, source.size, (c) => opts.onBytes?.(c.length)),
+            // Checked: commit compares what Swift received with the hashing pass.
+            body: () => rangeBody(source, 0, source.size, (c) => opts.onBytes?.(c.length), true),
             signal: opts.signal,
           },
           segment,

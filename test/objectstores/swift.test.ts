@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { chmod, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -288,13 +289,34 @@ describeSwift("swift store on a real Swift", (ep: SwiftEndpoints) => {
       expect((await readAll(await store.get("md5/big-changed.bin"))).equals(big)).toBe(true);
     });
 
+    it("sends a checked file from its path through reused buffers, byte for byte, and fails one that ends early", async () => {
+      const c = container("pantri-filerange");
+      const store = await open({ container: c, segmentSize: 8 * MiB });
+      const md5 = (b: Buffer) => createHash("md5").update(b).digest("hex");
+      // Five 1 MiB reads and a short one through three buffers: each buffer is refilled twice.
+      const buf = randomBytes(5 * MiB + 3);
+      const path = join(workDir, "filerange.bin");
+      await writeFile(path, buf);
+      const source: PutSource = { ...sourceFromBuffer(buf), path, md5Parts: [md5(buf)], open: () => Readable.from([]) }; // open() would send nothing
+      await store.put("fr/whole.bin", source);
+      expect((await readAll(await store.get("fr/whole.bin"))).equals(buf)).toBe(true);
+      // The file lost its tail since it was hashed: the upload fails, naming it, and stores nothing.
+      await writeFile(path, buf.subarray(0, 2 * MiB));
+      const err = await failureOf(store.put("fr/short.bin", source));
+      expect(err.message).toMatch(/filerange\.bin ended \d+ bytes early/);
+      expect(await store.head("fr/short.bin")).toBeNull();
+    });
+
     describe("staged uploads (bytes sent while they are hashed)", () => {
       const md5 = (b: Buffer) => createHash("md5").update(b).digest("hex");
       const keyOf = (b: Buffer) => `sha256/${sha256Hex(b).slice(0, 2)}/${sha256Hex(b)}`;
       const digestsOf = (b: Buffer) => ({ size: b.length, sha256: sha256Hex(b), md5Parts: [md5(b)] });
+      /** The bytes as a local file (a store may read `path` itself), and as a stream of them. */
       const stageSourceOf = (b: Buffer) => {
         const { size, open: openRange } = sourceFromBuffer(b);
-        return { size, open: openRange, path: "/tmp/staged.bin" };
+        const path = join(workDir, `staged-${sha256Hex(b).slice(0, 12)}.bin`);
+        writeFileSync(path, b);
+        return { size, open: openRange, path };
       };
       const notes = async (): Promise<string[]> => (await readdir(join(cacheDir, "swift-staged")).catch(() => [])).filter((n) => n.endsWith(".json"));
       const segmentsOf = async (c: string): Promise<string[]> => (await swift("list", `${c}_segments`).catch(() => "")).split("\n").filter(Boolean);
@@ -348,7 +370,7 @@ describeSwift("swift store on a real Swift", (ep: SwiftEndpoints) => {
         expect(err).toBeInstanceOf(StoreError);
         expect((err as StoreError).retryable).toBe(false);
         expect(err.message).toMatch(/changed while it was being stored/);
-        expect(err.message).toContain("/tmp/staged.bin");
+        expect(err.message).toContain(join(workDir, "staged-"));
         expect(await store.head(keyOf(hashed))).toBeNull();
         expect(await store.head(keyOf(buf))).toBeNull();
         expect(await segmentsOf(c)).toEqual([]);
