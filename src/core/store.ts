@@ -4,7 +4,7 @@ import { join, relative, resolve, sep } from "node:path";
 import fg from "fast-glob";
 import { crashPoint } from "./crash-point.js";
 import { forEachLimit } from "./limit.js";
-import { PantriError, UsageError, errorMessage, throwIfInterrupted } from "./errors.js";
+import { PantriError, StoreError, UsageError, errorMessage, throwIfInterrupted } from "./errors.js";
 import { info } from "./events.js";
 import { IN_MEMORY_MAX_BYTES, hashFile, isBinaryFile, readAndHash, sha256File, type FileDigests } from "./hash.js";
 import { compilePatterns } from "./patterns.js";
@@ -373,24 +373,38 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
          * both are done, and the store checks that it received the bytes that were hashed.
          * Failures before the key is known are reported here; later ones as outcomes.
          */
+        /**
+         * Set when the store refused a staged upload (403: e.g. no right to create or write the
+         * segment container, which only staging needs): the rest go up the plain way.
+         */
+        let stagingRefused = false;
         const storeStaged = async (action: (typeof actions)[number]): Promise<StoreOutcome<Pending> | null> => {
           const file = join(shelvesDir, action.path);
           let upload: StagedUpload | null = null;
           try {
             const st = statSync(file);
             const mtime = Math.floor(st.mtimeMs / 1000);
-            const stage = objectStore.stageUpload;
-            if (!stage) throw new PantriError(`${objectStore.description} cannot stage uploads`);
             const onBytes = (n: number) => session.report({ type: "bytes", n });
-            const [sent, hashed] = await Promise.allSettled([stage(stageSource(file, st.size), { signal: opts.signal, onBytes }), hashFile(file, { md5PartSize })]);
+            const hashing = hashFile(file, { md5PartSize });
+            const stage = stagingRefused ? undefined : objectStore.stageUpload;
+            const [sent, hashed] = await Promise.allSettled([stage ? stage(stageSource(file, st.size), { signal: opts.signal, onBytes }) : null, hashing]);
             if (sent.status === "fulfilled") upload = sent.value;
             if (hashed.status === "rejected") throw hashed.reason;
-            if (sent.status === "rejected") throw sent.reason;
             const h = hashed.value;
             if (h.size !== st.size) throw new PantriError(`${file} changed while it was being hashed; run store again`);
             const item: Pending = { action, file, mtime, size: h.size, sha256: h.sha256, sha1: h.sha1 };
             const request: StoreRequest<Pending> = { key: contentKey(h.sha256, prefix), source: fileSource(file, h), item };
-            const committing = sent.value;
+            if (sent.status === "rejected" && !(sent.reason instanceof StoreError && sent.reason.status === 403)) throw sent.reason;
+            const committing = sent.status === "fulfilled" ? sent.value : null;
+            if (!committing) {
+              if (sent.status === "rejected" && !stagingRefused) {
+                stagingRefused = true;
+                info(session.report, `${objectStore.description} refused a staged upload (${errorMessage(sent.reason)}); hashing big files before uploading them instead`);
+              }
+              // The plain way, now that the hash is known: one request through the store's batch.
+              for await (const out of objectStore.storeObjects([request], { concurrency: 1, signal: opts.signal, onBytes })) return out;
+              return null;
+            }
             crashPoint("after-stage-before-commit");
             upload = null; // commit drops the staged bytes itself when it refuses them
             try {

@@ -97,4 +97,31 @@ describeSwift("swift staged uploads through the CLI", (ep) => {
       for (const name of [container, `${container}_segments`]) await swift("delete", name).catch(() => undefined);
     }
   });
+
+  it("falls back to hashing first when the account may not write the segment container (403), and stores everything", async () => {
+    repos = await makeRepos({ shelves: ["pkgs"] });
+    const { packager, root } = repos;
+    env = { PANTRI_STATE_DIR: join(root, "state"), PANTRI_CACHE_DIR: join(root, "cache") };
+    const container = uniqueContainer("pantri-stage-acl");
+    const swiftEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(OS_|ST_)/.test(k)));
+    const swift = async (...args: string[]) => (await run("swift", ["-A", ep.authUrl, "-U", ep.user, "-K", ep.key, ...args], { env: swiftEnv })).stdout;
+    // A container of account test that user2 (no admin, another account) may read and write;
+    // it may not create test's segment container.
+    await swift("post", "-r", ep.user2, "-w", ep.user2, container);
+    try {
+      await writeConfig(packager, {
+        objectStore: { type: "swift", authUrl: ep.authUrl, user: ep.user2, key: ep.key2, storageUrl: `${ep.proxyUrl}/v1/AUTH_test`, container, stageMinBytes: 10_000 },
+      });
+      await repos.commitAll(packager, "pantri config");
+      const data = [randomBinary(40_000, 7), randomBinary(45_000, 8), randomBinary(2_000, 9)];
+      for (const [i, d] of data.entries()) await repos.writeFile(packager, `shelves/pkgs/f${i}.bin`, d, 1_600_000_000);
+      const r = await runPantri(["store", "--json"], { cwd: packager, env });
+      expect(r.code, describeRun(r)).toBe(0);
+      expect(pathsOf(r.json?.stored)).toEqual(["pkgs/f0.bin", "pkgs/f1.bin", "pkgs/f2.bin"]);
+      expect(r.stderr).toMatch(/refused a staged upload .*403.*hashing big files before uploading them instead/);
+      for (const d of data) expect(await swift("stat", container, contentKeyOf(d))).toMatch(new RegExp(`Content Length: ${d.length}\\b`));
+    } finally {
+      await swift("delete", container).catch(() => undefined);
+    }
+  });
 });
