@@ -235,3 +235,16 @@ export function planStoreFile(c: StoreCandidate, checksum: boolean): StoreAction
   if (!c.override && c.binary === false) return { kind: "skip", path: c.path, reason: "text file, left for git" };
   return { kind: "store", path: c.path, reason: "new", previous: null };
 }
+
+/**
+ * Which of the files to store go up while they are hashed (ObjectStore.stageUpload): sizes in
+ * range (the store's stageMinBytes up to its md5PartSize), and only content that is almost surely
+ * new, because an object already stored would be sent for nothing. So a file is staged only when
+ * no pointer in the repo has its size (the one hint pantri has that the content may be stored
+ * already) and no other file of this run has it (a copy would go up twice).
+ */
+export function planStaged<F extends { size: number }>(files: readonly F[], pointerSizes: ReadonlySet<number>, range: { min: number; max: number }): F[] {
+  const count = new Map<number, number>();
+  for (const f of files) count.set(f.size, (count.get(f.size) ?? 0) + 1);
+  return files.filter((f) => f.size >= range.min && f.size <= range.max && !pointerSizes.has(f.size) && count.get(f.size) === 1);
+}

@@ -8,7 +8,7 @@ import { PantriError, StoreError, UsageError, errorMessage, throwIfInterrupted }
 import { info } from "./events.js";
 import { IN_MEMORY_MAX_BYTES, hashFile, isBinaryFile, readAndHash, sha256File, type FileDigests } from "./hash.js";
 import { compilePatterns } from "./patterns.js";
-import { needsSniff, planStoreFile, type StoreAction, type StoreCandidate } from "./plan.js";
+import { needsSniff, planStaged, planStoreFile, type StoreAction, type StoreCandidate } from "./plan.js";
 import { POINTER_SUFFIX, contentKey, parsePointer, serializePointer } from "./pointer.js";
 import { emptyResult, finish, type CommandResult } from "./result.js";
 import type { Session } from "./session.js";
@@ -232,13 +232,7 @@ export async function gatherStoreCandidates(
   return candidates;
 }
 
-/**
- * The actions whose files go up while they are hashed (ObjectStore.stageUpload): from the store's
- * stageMinBytes up to its md5PartSize, and only content that is almost surely new, because an
- * object already stored would be sent for nothing. So a file is staged only when no pointer in the
- * repo has its size (a pointer of the same size is the one way pantri can tell that the content
- * may be stored already) and no other file of this run has it (a copy would go up twice).
- */
+/** The actions to stage (see planStaged), reading the repo's pointer sizes only when one could be. */
 async function pickStaged(
   actions: readonly Extract<StoreAction, { kind: "store" }>[],
   store: { stageUpload?: unknown; stageMinBytes?: number; md5PartSize?: number },
@@ -247,14 +241,10 @@ async function pickStaged(
 ): Promise<Set<Extract<StoreAction, { kind: "store" }>>> {
   const max = store.md5PartSize;
   if (!store.stageUpload || !max) return new Set();
-  const min = store.stageMinBytes ?? max;
-  const sizeOf = (a: { path: string }) => sizes.get(a.path) ?? -1;
-  const big = actions.filter((a) => sizeOf(a) >= min && sizeOf(a) <= max);
-  if (!big.length) return new Set();
-  const known = await pointerSizes(shelvesDir);
-  const seen = new Map<number, number>();
-  for (const a of actions) seen.set(sizeOf(a), (seen.get(sizeOf(a)) ?? 0) + 1);
-  return new Set(big.filter((a) => !known.has(sizeOf(a)) && seen.get(sizeOf(a)) === 1));
+  const range = { min: store.stageMinBytes ?? max, max };
+  const sized = actions.map((a) => ({ action: a, size: sizes.get(a.path) ?? -1 }));
+  if (!sized.some((f) => f.size >= range.min && f.size <= range.max)) return new Set();
+  return new Set(planStaged(sized, await pointerSizes(shelvesDir), range).map((f) => f.action));
 }
 
 export async function store(session: Session, opts: StoreOptions = {}): Promise<CommandResult> {

@@ -3,6 +3,7 @@ import {
   classifyEntry,
   planFullRetrieve,
   planIncrementalRetrieve,
+  planStaged,
   planStoreFile,
   needsSniff,
   pathsToInspect,
@@ -143,5 +144,17 @@ describe("planStoreFile", () => {
     expect(needsSniff({ ...base, pointer: ptr("p/a.bin") })).toBe(false);
     expect(needsSniff({ ...base, override: true })).toBe(false);
     expect(needsSniff(base)).toBe(true);
+  });
+});
+
+describe("planStaged", () => {
+  const range = { min: 100, max: 1000 };
+  const f = (name: string, size: number) => ({ name, size });
+  it("stages files in range whose size no pointer and no other file has", () => {
+    const files = [f("small", 99), f("min", 100), f("max", 1000), f("over", 1001), f("known", 500), f("twin-a", 700), f("twin-b", 700), f("new", 600)];
+    expect(planStaged(files, new Set([500, 42]), range).map((x) => x.name)).toEqual(["min", "max", "new"]);
+  });
+  it("stages nothing when every size is known", () => {
+    expect(planStaged([f("a", 200), f("b", 300)], new Set([200, 300]), range)).toEqual([]);
   });
 });
