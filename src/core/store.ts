@@ -15,7 +15,7 @@ import type { Session } from "./session.js";
 import { acquireLock, isStaleTempFile, writeFileAtomic } from "./state.js";
 import { bufferSource, fileSource, stageSource } from "./source.js";
 import { PARTIAL_SUFFIX } from "./transfer.js";
-import { gaveUp, mapConcurrent, mergeAsync } from "../objectstores/batch.js";
+import { gaveUp, giveUpAfter, mapConcurrent, mergeAsync, storeDownCounter } from "../objectstores/batch.js";
 import type { StagedUpload, StoreOutcome, StoreRequest } from "../objectstores/types.js";
 
 export interface StoreOptions {
@@ -368,7 +368,8 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
          * segment container, which only staging needs): the rest go up the plain way.
          */
         let stagingRefused = false;
-        const storeStaged = async (action: (typeof actions)[number]): Promise<StoreOutcome<Pending> | null> => {
+        /** The outcome once the key is known, else the failure (already reported). */
+        const storeStaged = async (action: (typeof actions)[number]): Promise<StoreOutcome<Pending> | { failure: Error }> => {
           const file = join(shelvesDir, action.path);
           let upload: StagedUpload | null = null;
           try {
@@ -393,7 +394,7 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
               }
               // The plain way, now that the hash is known: one request through the store's batch.
               for await (const out of objectStore.storeObjects([request], { concurrency: 1, signal: opts.signal, onBytes })) return out;
-              return null;
+              throw new PantriError(`${objectStore.description} reported nothing for ${file}`);
             }
             crashPoint("after-stage-before-commit");
             upload = null; // commit drops the staged bytes itself when it refuses them
@@ -404,13 +405,22 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
             }
           } catch (err) {
             if (upload) await upload.discard().catch(() => undefined); // else the next run's clean-up removes it
-            result.failed.push({ path: action.path, file, error: errorMessage(gaveUp(err)) });
+            const failure = gaveUp(err);
+            result.failed.push({ path: action.path, file, error: errorMessage(failure) });
             session.report({ type: "file-done", path: action.path });
-            return null;
+            return { failure };
           }
         };
         async function* stagedOutcomes(): AsyncGenerator<StoreOutcome<Pending>> {
-          for await (const out of mapConcurrent(staged, STAGE_CONCURRENCY, storeStaged)) if (out) yield out;
+          // A dead store fails the run in bounded time here too (see the batch layer's failFast).
+          const downAfter = storeDownCounter(objectStore.description, giveUpAfter(STAGE_CONCURRENCY));
+          for await (const out of mapConcurrent(staged, STAGE_CONCURRENCY, storeStaged)) {
+            if ("failure" in out) downAfter(out.failure);
+            else {
+              yield out;
+              downAfter(out.error);
+            }
+          }
         }
         const concurrency = opts.concurrency ?? session.settings(shelf).concurrency;
         const uploads = objectStore.storeObjects(requests(), { concurrency, signal: opts.signal, onBytes: (n) => session.report({ type: "bytes", n }) });

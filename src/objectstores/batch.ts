@@ -167,18 +167,30 @@ export function gaveUp(err: unknown): Error {
  * big shelf. Failures that are about one object (missing, corrupt) do not count.
  */
 async function* failFast<T extends { error?: Error }>(outcomes: AsyncGenerator<T>, store: string, limit: number): AsyncGenerator<T> {
-  let inARow = 0;
+  const downAfter = storeDownCounter(store, limit);
   for await (const o of outcomes) {
     yield o;
-    if (!o.error) inARow = 0;
-    else if (isRetryable(o.error) && ++inARow >= limit) {
+    downAfter(o.error);
+  }
+}
+
+/**
+ * The failFast rule as a counter, for callers with outcomes of their own (store's staged files):
+ * call it with each object's error (undefined on success); it throws once `limit` objects in a
+ * row failed with transient errors.
+ */
+export function storeDownCounter(store: string, limit: number): (error: Error | undefined) => void {
+  let inARow = 0;
+  return (error) => {
+    if (!error) inARow = 0;
+    else if (isRetryable(error) && ++inARow >= limit) {
       throw new StoreError(
-        `${inARow} objects in a row failed, each after ${DEFAULT_RETRY.attempts} attempts, so the rest were not tried (last error: ${o.error.message}). ` +
+        `${inARow} objects in a row failed, each after ${DEFAULT_RETRY.attempts} attempts, so the rest were not tried (last error: ${error.message}). ` +
           "Check that the store is reachable and healthy (pantri auth --test), then run the same command again: what finished is kept",
-        { store, cause: o.error, retryable: false },
+        { store, cause: error, retryable: false },
       );
     }
-  }
+  };
 }
 
 /** Objects in a row that must fail before a batch gives up on its store. */

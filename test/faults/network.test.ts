@@ -63,7 +63,8 @@ describeSwift("network faults (fault-injecting proxy in front of Swift)", (ep) =
     fx = await setUpSwiftFixture(ep, {
       prefix: "faults-net",
       proxy: { seed: SEED, stallMs: TIMEOUT_MS + 1000 },
-      store: { timeoutMs: TIMEOUT_MS, segmentSize: 256 * KiB },
+      // 200 KiB files are staged (sent while hashed), bigger ones are SLOs: both meet the faults.
+      store: { timeoutMs: TIMEOUT_MS, segmentSize: 256 * KiB, stageMinBytes: 100 * KiB },
     });
     ({ repos, admin, container, env, state } = fx);
     proxy = fx.proxy as FaultProxy;
@@ -175,6 +176,22 @@ describeSwift("network faults (fault-injecting proxy in front of Swift)", (ep) =
     expect(tried.size, "objects tried before giving up").toBeLessThan(14);
     const rerun = await runPantri(["store", "--json", "--push"], { cwd: repos.packager, env });
     expect(rerun.code, describeRun(rerun)).toBe(0);
+  });
+
+  it("gives up on a dead store after a few staged files in a row too", async () => {
+    await newFiles(Array.from({ length: 14 }, (_, i) => 100 * KiB + i)); // unique sizes in the staged range
+    proxy.configure({ rate: 1, kinds: ["503", "reset"] });
+    const started = proxy.log.length;
+    const store = await runPantri(["store", "--json"], { cwd: repos.packager, env });
+    proxy.configure({ rate: 0, kinds: ["503", "500", "reset", "stall", "truncate"] });
+    expect(store.code, describeRun(store)).toBe(1);
+    expect(store.json?.error?.message).toMatch(/objects in a row failed.*the rest were not tried.*run the same command again/s);
+    const staged = new Set(proxy.log.slice(started).filter((e) => e.path.includes("/staged/")).map((e) => e.path.replace(/\?.*$/, "")));
+    expect(staged.size, "staged uploads were tried").toBeGreaterThan(0);
+    expect(staged.size, "staged uploads tried before giving up").toBeLessThan(14);
+    const rerun = await runPantri(["store", "--json", "--push"], { cwd: repos.packager, env });
+    expect(rerun.code, describeRun(rerun)).toBe(0);
+    expect(rerun.json?.stored.length).toBeGreaterThanOrEqual(14);
   });
 
   it("SIGINT stops a store mid-upload cleanly: exit 130, no commit, only complete pointers; the rerun completes", async () => {
