@@ -608,7 +608,25 @@ const createSwiftStore: StoreFactory = (options, context) => {
       key,
     );
     await res.body.dump();
-    return res.status !== 412;
+    if (res.status === 412) return false;
+    // Swift answers a manifest with the MD5 of its segments' ETags. Any other ETag means the body
+    // was stored as a plain object (a cluster without the slo middleware): the key would hold the
+    // manifest's JSON, and create-only PUTs would keep it there. Remove it and say why.
+    const sloEtag = createHash("md5").update(entries.map((e) => e.etag).join("")).digest("hex");
+    if (bareEtag(header(res.headers, "etag")) !== sloEtag) {
+      const probe = await client.request({ method: "HEAD", container: o.container, object: key, accept: [404], key, signal });
+      await probe.body.dump();
+      if (header(probe.headers, "x-static-large-object")?.toLowerCase() !== "true") {
+        if (probe.status !== 404) await (await client.request({ method: "DELETE", container: o.container, object: key, accept: [404], key })).body.dump();
+        throw fail(
+          "Swift stored a large-object manifest as a plain object: this cluster has no static large objects (the slo middleware); " +
+            "removed it. Set objectStore.stagedUploads to false and objectStore.segmentSize above your largest file",
+          key,
+          { retryable: false },
+        );
+      }
+    }
+    return true;
   }
 
   // ---------------------------------------------------------------- staged uploads

@@ -2,6 +2,8 @@ import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { chmod, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -80,6 +82,51 @@ describe("swift store options (no server needed)", () => {
       { ...context, passwordFile: { username: "a:b", password: "pw-from-file" } },
     ) as ObjectStore;
     expect(store.description).toBe('swift container "c" at http://h/auth/v1.0');
+  });
+});
+
+describe("swift store against a stub server without static large objects", () => {
+  it("removes a manifest that was stored as a plain object and fails, saying what to set", async () => {
+    // A plain object store speaking Swift's v1 API (no slo middleware): a manifest PUT stores its JSON.
+    const requests: string[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        requests.push(`${req.method} ${req.url}`);
+        const port = (server.address() as AddressInfo).port;
+        if (req.url === "/auth/v1.0") {
+          res.writeHead(200, { "x-storage-url": `http://127.0.0.1:${port}/v1/AUTH_x`, "x-auth-token": "AUTH_tk-stub" }).end();
+        } else if (req.method === "PUT") {
+          res.writeHead(201, { etag: createHash("md5").update(Buffer.concat(chunks)).digest("hex") }).end();
+        } else if (req.method === "HEAD") {
+          res.writeHead(200, { "content-length": "10" }).end();
+        } else {
+          res.writeHead(204).end();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const cache = await mkdtemp(join(tmpdir(), "pantri-stub-cache-"));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const store = await createSwiftStore(
+        { authUrl: `http://127.0.0.1:${port}/auth/v1.0`, user: "a:b", key: "k", container: "c" },
+        { repoRoot: cache, cacheDir: cache, env: {}, log: () => undefined },
+      );
+      const buf = randomBytes(5000);
+      const path = join(cache, "staged.bin");
+      await writeFile(path, buf);
+      const staged = await (store.stageUpload as NonNullable<ObjectStore["stageUpload"]>)({ ...sourceFromBuffer(buf), path });
+      const key = `sha256/${sha256Hex(buf).slice(0, 2)}/${sha256Hex(buf)}`;
+      const md5 = createHash("md5").update(buf).digest("hex");
+      await expect(staged.commit(key, { size: buf.length, sha256: sha256Hex(buf), md5Parts: [md5] })).rejects.toThrow(/no static large objects.*stagedUploads to false/);
+      expect(requests).toContain(`DELETE /v1/AUTH_x/c/${key}`);
+      await store.close?.();
+    } finally {
+      server.close();
+      await rm(cache, { recursive: true, force: true });
+    }
   });
 });
 
