@@ -365,7 +365,8 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
          */
         /**
          * Set when the store refused a staged upload (403: e.g. no right to create or write the
-         * segment container, which only staging needs): the rest go up the plain way.
+         * segment container, which only staging needs; 501: it cannot stage here): the rest go
+         * up the plain way.
          */
         let stagingRefused = false;
         /** The outcome once the key is known, else the failure (already reported). */
@@ -385,7 +386,9 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
             if (h.size !== st.size) throw new PantriError(`${file} changed while it was being hashed; run store again`);
             const item: Pending = { action, file, mtime, size: h.size, sha256: h.sha256, sha1: h.sha1 };
             const request: StoreRequest<Pending> = { key: contentKey(h.sha256, prefix), source: fileSource(file, h), item };
-            if (sent.status === "rejected" && !(sent.reason instanceof StoreError && sent.reason.status === 403)) throw sent.reason;
+            // 403 (no right to the segment container) or 501 (the store cannot stage here): the plain way.
+            const refused = sent.status === "rejected" && sent.reason instanceof StoreError && (sent.reason.status === 403 || sent.reason.status === 501);
+            if (sent.status === "rejected" && !refused) throw sent.reason;
             const committing = sent.status === "fulfilled" ? sent.value : null;
             if (!committing) {
               if (sent.status === "rejected" && !stagingRefused) {

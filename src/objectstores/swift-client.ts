@@ -298,6 +298,25 @@ export class SwiftClient {
   }
 
   /**
+   * The cluster's capabilities (`GET /info`, next to `/v1` of the storage URL; public, no token),
+   * or null when the cluster does not publish them or cannot be asked.
+   */
+  async capabilities(signal?: AbortSignal): Promise<Record<string, unknown> | null> {
+    try {
+      const session = await this.session();
+      const url = new URL(session.storageUrl);
+      url.pathname = url.pathname.replace(/\/v1(\/.*)?$/, "/info");
+      url.search = "";
+      const res = await this.http({ url: url.toString(), method: "GET", headers: { accept: "application/json" }, signal });
+      if (res.status !== 200) return null;
+      const data: unknown = JSON.parse(res.text);
+      return typeof data === "object" && data !== null && !Array.isArray(data) ? (data as Record<string, unknown>) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
    * Sends one request. A 401 makes the client log in again ONCE and re-send it; 2xx and the
    * statuses in `accept` are returned; anything else becomes a StoreError that says what to do.
    * The caller owns the returned body and must consume or dump it.

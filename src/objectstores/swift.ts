@@ -707,9 +707,17 @@ const createSwiftStore: StoreFactory = (options, context) => {
     }
   }
   let cleanedUp: Promise<void> | null = null;
+  let hasSlo: Promise<boolean> | null = null;
 
   async function stageUpload(source: StageSource, opts: RequestOptions = {}): Promise<StagedUpload> {
     if (source.size > o.segmentSize) throw fail(`cannot stage ${source.size} bytes: more than segmentSize (${o.segmentSize})`, undefined, { retryable: false });
+    // Staged objects are one-segment static large objects: a cluster that says it has none
+    // (GET /info without "slo") is told apart before any byte goes. (One that does not publish
+    // its capabilities is tried; putManifest catches a manifest stored as a plain object.)
+    hasSlo ??= client.capabilities(opts.signal).then((info) => info === null || "slo" in info);
+    if (!(await hasSlo)) {
+      throw fail("this Swift cluster has no static large objects (no slo in GET /info), which staged uploads need", undefined, { status: 501, retryable: false });
+    }
     cleanedUp ??= cleanUpStaged();
     await cleanedUp;
     const id = randomUUID();

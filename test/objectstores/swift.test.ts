@@ -86,7 +86,10 @@ describe("swift store options (no server needed)", () => {
 });
 
 describe("swift store against a stub server without static large objects", () => {
-  it("removes a manifest that was stored as a plain object and fails, saying what to set", async () => {
+  it.each([
+    ["does not publish its capabilities", null],
+    ["publishes capabilities without slo", { swift: { version: "2.30.1" } }],
+  ])("when it %s: no manifest is left as a plain object, and the error says what to set", async (_name, info) => {
     // A plain object store speaking Swift's v1 API (no slo middleware): a manifest PUT stores its JSON.
     const requests: string[] = [];
     const server = createServer((req, res) => {
@@ -95,7 +98,10 @@ describe("swift store against a stub server without static large objects", () =>
       req.on("end", () => {
         requests.push(`${req.method} ${req.url}`);
         const port = (server.address() as AddressInfo).port;
-        if (req.url === "/auth/v1.0") {
+        if (req.url === "/info") {
+          if (info) res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(info));
+          else res.writeHead(404).end();
+        } else if (req.url === "/auth/v1.0") {
           res.writeHead(200, { "x-storage-url": `http://127.0.0.1:${port}/v1/AUTH_x`, "x-auth-token": "AUTH_tk-stub" }).end();
         } else if (req.method === "PUT") {
           res.writeHead(201, { etag: createHash("md5").update(Buffer.concat(chunks)).digest("hex") }).end();
@@ -117,11 +123,22 @@ describe("swift store against a stub server without static large objects", () =>
       const buf = randomBytes(5000);
       const path = join(cache, "staged.bin");
       await writeFile(path, buf);
-      const staged = await (store.stageUpload as NonNullable<ObjectStore["stageUpload"]>)({ ...sourceFromBuffer(buf), path });
+      const stage = () => (store.stageUpload as NonNullable<ObjectStore["stageUpload"]>)({ ...sourceFromBuffer(buf), path });
       const key = `sha256/${sha256Hex(buf).slice(0, 2)}/${sha256Hex(buf)}`;
-      const md5 = createHash("md5").update(buf).digest("hex");
-      await expect(staged.commit(key, { size: buf.length, sha256: sha256Hex(buf), md5Parts: [md5] })).rejects.toThrow(/no static large objects.*stagedUploads to false/);
-      expect(requests).toContain(`DELETE /v1/AUTH_x/c/${key}`);
+      if (info) {
+        // Told by GET /info: refused before any byte goes, as 501 (store falls back to hashing first).
+        const err = await failureOf(stage());
+        expect(err).toBeInstanceOf(StoreError);
+        expect((err as StoreError).status).toBe(501);
+        expect(err.message).toMatch(/no static large objects/);
+        expect(requests.filter((r) => r.startsWith("PUT"))).toEqual([]);
+      } else {
+        // Not told: the manifest's answer gives it away; the plain object is removed.
+        const staged = await stage();
+        const md5 = createHash("md5").update(buf).digest("hex");
+        await expect(staged.commit(key, { size: buf.length, sha256: sha256Hex(buf), md5Parts: [md5] })).rejects.toThrow(/no static large objects.*stagedUploads to false/);
+        expect(requests).toContain(`DELETE /v1/AUTH_x/c/${key}`);
+      }
       await store.close?.();
     } finally {
       server.close();
