@@ -8,6 +8,7 @@ export type {
   AuthResult,
   BaseObjectStore,
   BatchOptions,
+  ChunkReader,
   GetOptions,
   ObjectMeta,
   ObjectStore,

@@ -107,15 +107,7 @@ export async function sha256File(path: string, onBytes?: (n: number) => void): P
       const file = await open(path, "r");
       try {
         const sha256 = createHash("sha256");
-        const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-        let size = 0;
-        for (;;) {
-          const { bytesRead } = await file.read(buffer, 0, CHUNK_BYTES, size);
-          if (bytesRead === 0) break;
-          sha256.update(buffer.subarray(0, bytesRead));
-          size += bytesRead;
-          onBytes?.(bytesRead);
-        }
+        const size = await readThrough(file, (chunk) => sha256.update(chunk), onBytes);
         result = { size, sha256: sha256.digest("hex") };
       } finally {
         await file.close();
@@ -162,19 +154,25 @@ async function hashOneThread(file: FileHandle, onBytes?: (n: number) => void, md
   const sha1 = createHash("sha1");
   const sha256 = createHash("sha256");
   const md5 = md5PartSize ? new PartMd5(md5PartSize) : null;
+  const size = await readThrough(file, (chunk) => {
+    sha1.update(chunk);
+    sha256.update(chunk);
+    md5?.update(chunk);
+  }, onBytes);
+  return { size, sha1: sha1.digest("hex"), sha256: sha256.digest("hex"), ...(md5 ? { md5Parts: md5.digest() } : {}) };
+}
+
+/** Reads the whole file on this thread in CHUNK_BYTES reads, handing each chunk over; its size. */
+async function readThrough(file: FileHandle, update: (chunk: Buffer) => void, onBytes?: (n: number) => void): Promise<number> {
   const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
   let size = 0;
   for (;;) {
     const { bytesRead } = await file.read(buffer, 0, CHUNK_BYTES, size);
-    if (bytesRead === 0) break;
-    const chunk = buffer.subarray(0, bytesRead);
-    sha1.update(chunk);
-    sha256.update(chunk);
-    md5?.update(chunk);
+    if (bytesRead === 0) return size;
+    update(buffer.subarray(0, bytesRead));
     size += bytesRead;
     onBytes?.(bytesRead);
   }
-  return { size, sha1: sha1.digest("hex"), sha256: sha256.digest("hex"), ...(md5 ? { md5Parts: md5.digest() } : {}) };
 }
 
 /**

@@ -1,9 +1,10 @@
 import { createHash, type Hash } from "node:crypto";
 import { close, open, read } from "node:fs";
+import { open as openFile } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { PantriError } from "./errors.js";
 import type { FileDigests } from "./hash.js";
-import type { PutSource, StageSource } from "../objectstores/types.js";
+import type { ChunkReader, PutSource, StageSource } from "../objectstores/types.js";
 
 /** Read size for uploads: 1 MiB reads kept the socket fed with the fewest calls (measured). */
 const READ_BYTES = 1 << 20;
@@ -44,6 +45,8 @@ export function fileSource(file: string, d: Digests): PutSource {
       const whole = start === 0 && end === size - 1;
       return new FileRangeReader(file, start, end, whole && !d.md5Parts ? { sha256, size } : null);
     },
+    // Unchecked reads only where the store's server checks the bytes (see ChunkReader).
+    ...(d.md5Parts ? { chunks: fileChunks(file) } : {}),
   };
 }
 
@@ -52,7 +55,39 @@ export function fileSource(file: string, d: Digests): PutSource {
  * check them against yet; the store's commit compares what it received with the hashing pass.
  */
 export function stageSource(file: string, size: number): StageSource {
-  return { size, path: file, open: (start = 0, end = size - 1) => new FileRangeReader(file, start, end, null) };
+  return { size, path: file, open: (start = 0, end = size - 1) => new FileRangeReader(file, start, end, null), chunks: fileChunks(file) };
+}
+
+/** Buffers a ChunkReader cycles through: a chunk stays valid until two more were asked for. */
+const CHUNK_BUFFERS = 3;
+
+/**
+ * A file's ChunkReader. Three reused buffers instead of a new one per read: Node frees big
+ * Buffers only at a full GC, so a 1 GiB upload through a stream held ~30 MB of dead chunks at its
+ * peak (123-133 MB RSS against 101 MB this way, same speed).
+ */
+function fileChunks(file: string): ChunkReader {
+  return async function* (start, end) {
+    const length = end + 1 - start;
+    if (length <= 0) return;
+    const fh = await openFile(file, "r");
+    try {
+      const buffers = Array.from({ length: CHUNK_BUFFERS }, () => Buffer.allocUnsafe(Math.min(READ_BYTES, length)));
+      for (let done = 0, i = 0; done < length; i++) {
+        const buffer = buffers[i % CHUNK_BUFFERS] as Buffer;
+        const { bytesRead } = await fh.read(buffer, 0, Math.min(buffer.length, length - done), start + done);
+        if (bytesRead === 0) throw endedEarly(file, length - done);
+        done += bytesRead;
+        yield buffer.subarray(0, bytesRead);
+      }
+    } finally {
+      await fh.close();
+    }
+  };
+}
+
+function endedEarly(file: string, missing: number): PantriError {
+  return new PantriError(`${file} ended ${missing} bytes early: did it change while it was being stored? Run store again`);
 }
 
 /**
@@ -90,7 +125,7 @@ class FileRangeReader extends Readable {
     const buffer = Buffer.allocUnsafe(want);
     read(this.fd, buffer, 0, want, this.pos, (err, n) => {
       if (err) return this.destroy(err);
-      if (n === 0) return this.destroy(new PantriError(`${this.file} ended ${this.end + 1 - this.pos} bytes early: did it change while it was being stored? Run store again`));
+      if (n === 0) return this.destroy(endedEarly(this.file, this.end + 1 - this.pos));
       this.pos += n;
       const chunk = n === want ? buffer : buffer.subarray(0, n);
       if (!this.hash) {

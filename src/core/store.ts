@@ -232,19 +232,22 @@ export async function gatherStoreCandidates(
   return candidates;
 }
 
-/** The actions to stage (see planStaged), reading the repo's pointer sizes only when one could be. */
+/**
+ * The actions to stage (see planStaged). `knownSizes` gives the repo's pointer sizes, read only
+ * when a file could be staged, and once per run however many shelves ask.
+ */
 async function pickStaged(
   actions: readonly Extract<StoreAction, { kind: "store" }>[],
   store: { stageUpload?: unknown; stageMinBytes?: number; md5PartSize?: number },
   sizes: ReadonlyMap<string, number>,
-  shelvesDir: string,
+  knownSizes: () => Promise<ReadonlySet<number>>,
 ): Promise<Set<Extract<StoreAction, { kind: "store" }>>> {
   const max = store.md5PartSize;
   if (!store.stageUpload || !max) return new Set();
   const range = { min: store.stageMinBytes ?? max, max };
   const sized = actions.map((a) => ({ action: a, size: sizes.get(a.path) ?? -1 }));
   if (!sized.some((f) => f.size >= range.min && f.size <= range.max)) return new Set();
-  return new Set(planStaged(sized, await pointerSizes(shelvesDir), range).map((f) => f.action));
+  return new Set(planStaged(sized, await knownSizes(), range).map((f) => f.action));
 }
 
 export async function store(session: Session, opts: StoreOptions = {}): Promise<CommandResult> {
@@ -321,13 +324,15 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
       if (list) list.push(a);
       else byShelf.set(shelf, [a]);
     }
+    let pointerSizesRead: Promise<Set<number>> | null = null;
+    const knownSizes = () => (pointerSizesRead ??= pointerSizes(shelvesDir));
     try {
       for (const [shelf, actions] of byShelf) {
         const { store: objectStore, prefix } = await session.storeFor(shelf);
         const checksum = opts.checksum ?? session.settings(shelf).checksum;
         // A store that checks MD5s server-side gets them from the hashing pass (see ObjectStore.md5PartSize).
         const md5PartSize = objectStore.md5PartSize;
-        const staged = await pickStaged(actions, objectStore, sizes, shelvesDir);
+        const staged = await pickStaged(actions, objectStore, sizes, knownSizes);
         const plain = staged.size ? actions.filter((a) => !staged.has(a)) : actions;
         // Hashing happens as the store's workers pull requests, so it overlaps with uploads.
         async function* requests(): AsyncGenerator<StoreRequest<Pending>> {
@@ -359,17 +364,16 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
           }
         }
         /**
-         * A staged file: its bytes go up while it is hashed; the key (its sha256) is given once
-         * both are done, and the store checks that it received the bytes that were hashed.
-         * Failures before the key is known are reported here; later ones as outcomes.
-         */
-        /**
          * Set when the store refused a staged upload (403: e.g. no right to create or write the
-         * segment container, which only staging needs; 501: it cannot stage here): the rest go
-         * up the plain way.
+         * segment container, which only staging needs; 501: it cannot stage here; see
+         * ObjectStore.stageUpload): the rest go up the plain way.
          */
         let stagingRefused = false;
-        /** The outcome once the key is known, else the failure (already reported). */
+        /**
+         * A staged file: its bytes go up while it is hashed; the key (its sha256) is given once
+         * both are done, and the store checks that it received the bytes that were hashed.
+         * Resolves with the outcome once the key is known, else with the failure (reported here).
+         */
         const storeStaged = async (action: (typeof actions)[number]): Promise<StoreOutcome<Pending> | { failure: Error }> => {
           const file = join(shelvesDir, action.path);
           let upload: StagedUpload | null = null;

@@ -1,6 +1,6 @@
 import { createHash, randomUUID, type Hash } from "node:crypto";
 import { readFileSync, readdirSync, rmSync } from "node:fs";
-import { mkdir, open } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
@@ -306,11 +306,11 @@ function bareEtag(v: string | undefined): string | undefined {
  * A source holding its bytes in memory gives them as one Buffer, sent without a stream.
  */
 function rangeBody(
-  source: Pick<PutSource, "size" | "open" | "bytes" | "path">,
+  source: Pick<PutSource, "size" | "open" | "bytes" | "chunks">,
   start: number,
   length: number,
   onChunk: (chunk: Buffer) => void,
-  /** Swift checks these bytes against MD5s of the hashing pass: they may be read from source.path directly. */
+  /** Swift checks these bytes against MD5s of the hashing pass: they may come from source.chunks. */
   checked = false,
 ): Readable | Buffer {
   if (source.bytes && source.bytes.length === source.size) {
@@ -318,8 +318,7 @@ function rangeBody(
     onChunk(part);
     return part;
   }
-  // highWaterMark 1: the stream holds at most one chunk ahead of the socket (see fileRange).
-  if (checked && source.path && length > 0) return Readable.from(fileRange(source.path, start, length, onChunk), { objectMode: false, highWaterMark: 1 });
+  if (checked && source.chunks && length > 0) return Readable.from(sendChunks(source.chunks(start, start + length - 1), onChunk), { objectMode: false, highWaterMark: 1 });
   const inner = length > 0 ? source.open(start, start + length - 1) : Readable.from([]);
   let left = length;
   const counted = new Transform({
@@ -340,35 +339,17 @@ function rangeBody(
   return inner.pipe(counted);
 }
 
-/** Read size and buffers of fileRange: 1 MiB reads kept the socket fed with the fewest calls. */
-const FILE_RANGE_CHUNK = 1 << 20;
-const FILE_RANGE_BUFFERS = 3;
-
 /**
- * Bytes start..start+length-1 of a local file, read into FILE_RANGE_BUFFERS reused buffers
- * instead of a new one per read: Node frees big Buffers only at a full GC, so a 1 GiB upload
- * through a stream held ~30 MB of dead chunks at its peak (123-133 MB RSS against 101 MB this
- * way, same speed). Reuse is safe: undici pauses the body when a write is not taken at once (it
- * writes corked, so a 1 MiB chunk never is) and resumes on 'drain', when the socket has flushed
- * everything; the stream around this (highWaterMark 1) reads at most one chunk ahead; so at most
- * two buffers are in use and the third is free. Used only for bytes Swift checks against the
- * hashing pass's MD5s, so even a bug here could not store other bytes: Swift would refuse them.
+ * A ChunkReader's chunks as a request body. Its buffers are used again two chunks later, which is
+ * safe here: undici pauses the body when a write is not taken at once (it writes corked, so a
+ * 1 MiB chunk never is) and resumes on 'drain', when the socket has flushed everything, and the
+ * stream around this (highWaterMark 1) reads at most one chunk ahead. The bytes are checked by
+ * Swift against the hashing pass's MD5s, so even a slip here could not store other bytes.
  */
-async function* fileRange(path: string, start: number, length: number, onChunk: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
-  const file = await open(path, "r");
-  try {
-    const buffers = Array.from({ length: FILE_RANGE_BUFFERS }, () => Buffer.allocUnsafe(Math.min(FILE_RANGE_CHUNK, length)));
-    for (let done = 0, i = 0; done < length; i++) {
-      const buffer = buffers[i % FILE_RANGE_BUFFERS] as Buffer;
-      const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, length - done), start + done);
-      if (bytesRead === 0) throw new Error(`${path} ended ${length - done} bytes early (bytes ${start}..${start + length - 1}): did the file change while uploading?`);
-      done += bytesRead;
-      const chunk = buffer.subarray(0, bytesRead);
-      onChunk(chunk);
-      yield chunk;
-    }
-  } finally {
-    await file.close();
+async function* sendChunks(chunks: AsyncIterable<Buffer>, onChunk: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of chunks) {
+    onChunk(chunk);
+    yield chunk;
   }
 }
 

@@ -35,7 +35,19 @@ export interface PutSource {
    * many bytes, computed when the content was hashed, so from the very bytes its sha256 names.
    */
   md5Parts?: string[];
+  /** See ChunkReader: offered with md5Parts, for a store whose server checks them. */
+  chunks?: ChunkReader;
 }
+
+/**
+ * Bytes start..end (`end` inclusive) of a local file as they are read, into a few buffers that
+ * are used again: each chunk stays valid until two more have been asked for. Cheaper on memory
+ * than open() for big files (Node frees big Buffers late), for a consumer that is done with a
+ * chunk by then, e.g. a socket it waits to drain. Never re-checked against the hashing pass: only
+ * for bytes the store's server checks (md5Parts, StagedUpload.commit). Fails, naming the file,
+ * when it ends early.
+ */
+export type ChunkReader = (start: number, end: number) => AsyncIterable<Buffer>;
 
 /** The bytes of a file whose digests are still being computed (see ObjectStore.stageUpload). */
 export interface StageSource {
@@ -44,6 +56,8 @@ export interface StageSource {
   open(start?: number, end?: number): Readable;
   /** The local file, for messages. */
   path?: string;
+  /** See ChunkReader (commit checks what the store received). */
+  chunks?: ChunkReader;
 }
 
 /** What the hashing pass found about content sent to ObjectStore.stageUpload. */
@@ -145,7 +159,10 @@ export interface ObjectStore {
    * store's own, so that a big file goes up WHILE it is hashed instead of after: one pass over
    * the disk and the wire at once. Nothing appears under any content key before
    * StagedUpload.commit. A store offering it must set md5PartSize (commit checks the bytes
-   * against those MD5s) and leave nothing behind that a later run cannot find and remove.
+   * against those MD5s) and leave nothing behind that a later run cannot find and remove. When
+   * it cannot stage here, it rejects with a StoreError of status 403 (not allowed, e.g. where
+   * staged bytes go) or 501 (not supported): pantri then hashes first and uses put, for this
+   * file and the rest of the run.
    * pantri uses it for files of stageMinBytes up to md5PartSize whose size no pointer in the
    * repo has: content that is almost surely new, since an object already in the store would be
    * sent for nothing (and then dropped).

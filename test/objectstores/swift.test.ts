@@ -12,6 +12,7 @@ import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, PantriError, StoreError } from "../../src/core/errors.js";
 import { readPasswordFile } from "../../src/core/password-file.js";
+import { fileSource } from "../../src/core/source.js";
 import createSwiftStore from "../../src/objectstores/swift.js";
 import type { ObjectMeta, ObjectStore, PutSource, StoreContext, StoreOptions } from "../../src/objectstores/types.js";
 import { describeSwift, uniqueContainer, type SwiftEndpoints } from "../helpers/swift.js";
@@ -361,7 +362,9 @@ describeSwift("swift store on a real Swift", (ep: SwiftEndpoints) => {
       const buf = randomBytes(5 * MiB + 3);
       const path = join(workDir, "filerange.bin");
       await writeFile(path, buf);
-      const source: PutSource = { ...sourceFromBuffer(buf), path, md5Parts: [md5(buf)], open: () => Readable.from([]) }; // open() would send nothing
+      const { sha1, sha256 } = sourceFromBuffer(buf);
+      // pantri's own file source, with MD5s: its chunks, not open() (which would send nothing), go up.
+      const source: PutSource = { ...fileSource(path, { size: buf.length, sha1, sha256, md5Parts: [md5(buf)] }), open: () => Readable.from([]) };
       await store.put("fr/whole.bin", source);
       expect((await readAll(await store.get("fr/whole.bin"))).equals(buf)).toBe(true);
       // The file lost its tail since it was hashed: the upload fails, naming it, and stores nothing.

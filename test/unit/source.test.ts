@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashFile } from "../../src/core/hash.js";
-import { bufferSource, fileSource } from "../../src/core/source.js";
+import { bufferSource, fileSource, stageSource } from "../../src/core/source.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -71,6 +71,29 @@ describe("fileSource", () => {
     const { bytes: sent, error } = await drain(source.open());
     expect(error).toBeNull();
     expect(sent.equals(other)).toBe(true);
+  });
+});
+
+describe("chunks (reused buffers, for bytes the store checks)", () => {
+  it("are offered only with MD5s the store checks, and for staged files; they give every byte of a range, and fail a file that ended early", async () => {
+    const bytes = randomBytes(4 * 1024 * 1024 + 3);
+    const file = join(dir, "chunks.bin");
+    await writeFile(file, bytes);
+    const digests = await hashFile(file);
+    expect(fileSource(file, digests).chunks).toBeUndefined();
+    const chunks = fileSource(file, { ...digests, md5Parts: ["x"] }).chunks ?? stageSource(file, bytes.length).chunks;
+    if (!chunks) throw new Error("no chunks");
+    // Copied as they come: each buffer is used again two chunks later.
+    const got: Buffer[] = [];
+    for await (const c of chunks(7, bytes.length - 1)) got.push(Buffer.from(c));
+    expect(Buffer.concat(got).equals(bytes.subarray(7))).toBe(true);
+    expect(got.length).toBe(4); // 1 MiB reads
+    const staged = stageSource(file, bytes.length).chunks;
+    await writeFile(file, bytes.subarray(0, 1000));
+    const read = async () => {
+      for await (const _ of staged?.(0, bytes.length - 1) ?? []) void _;
+    };
+    await expect(read()).rejects.toThrow(/chunks\.bin ended \d+ bytes early/);
   });
 });
 
