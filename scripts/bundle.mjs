@@ -33,6 +33,25 @@ const yargsFromPantri = {
   },
 };
 
+/**
+ * After every command handler, yargs renders the whole help text ahead of time (usage.js
+ * `cacheHelpMessage`), in case an async failure later wants to show it: cliui measuring every
+ * line's width cost ~25 ms of each command's start. pantri never shows help after a handler
+ * ran (its .fail() rethrows handler errors; src/cli.ts prints its own hint), so the rendering is
+ * skipped; `--help` itself renders as before.
+ */
+const yargsNoEagerHelp = {
+  name: "yargs-no-eager-help",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]yargs[\\/]build[\\/]lib[\\/]usage\.js$/ }, async (args) => {
+      const text = await readFile(args.path, "utf8");
+      const eager = "cachedHelpMessage = this.help();";
+      if (!text.includes(eager)) throw new Error(`${args.path}: no eager help rendering to skip (yargs changed?)`);
+      return { contents: text.replace(eager, "/* pantri: rendered only when asked (scripts/bundle.mjs) */"), loader: "js" };
+    });
+  },
+};
+
 await build({
   absWorkingDir: root,
   entryPoints: { cli: "src/cli.ts" },
@@ -47,6 +66,6 @@ await build({
   external: ["@aws-sdk/*", "jiti", "undici"],
   // CommonJS dependencies (simple-git, fast-glob) call require() for Node's own modules.
   banner: { js: 'import { createRequire as __pantriCreateRequire } from "node:module"; const require = __pantriCreateRequire(import.meta.url);' },
-  plugins: [yargsFromPantri],
+  plugins: [yargsFromPantri, yargsNoEagerHelp],
   logLevel: "warning",
 });
