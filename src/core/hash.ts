@@ -87,9 +87,18 @@ async function checkUnchanged(path: string, before: Stats, size: number): Promis
 }
 
 /**
+ * How many big files sha256File is hashing on this thread now. The first goes here, not to a
+ * worker: a worker takes ~45 ms to start, which for `store --dry-run` of one 1 GiB file was a
+ * twentieth of the run, while this thread sat idle waiting for it.
+ */
+let hashingHere = 0;
+
+/**
  * The sha256 alone, for the callers that need no sha1 (the key of `store --dry-run`; dest files
  * checked against their pointers by retrieve --checksum and verify): one digest, so one reader
- * (a worker for big files, as in hashFile) and half the CPU of hashFile. Same checks as hashFile.
+ * and half the CPU of hashFile. A big file is hashed on this thread when it is hashing no other
+ * (see hashingHere), else on a worker, so that callers hashing several files at once use two
+ * cores. Same checks as hashFile.
  */
 export async function sha256File(path: string, onBytes?: (n: number) => void): Promise<{ size: number; sha256: string }> {
   const before = statSync(path);
@@ -99,18 +108,23 @@ export async function sha256File(path: string, onBytes?: (n: number) => void): P
     result = { size: data.length, sha256: createHash("sha256").update(data).digest("hex") };
     onBytes?.(data.length);
   } else {
-    const pool = before.size >= PARALLEL_MIN_BYTES ? HashPool.get() : null;
+    const pool = hashingHere > 0 && before.size >= PARALLEL_MIN_BYTES ? HashPool.get() : null;
     if (pool) {
       const r = await pool.run({ path, algorithms: ["sha256"] }, onBytes);
       result = { size: r.size, sha256: r.digests[0]?.[0] ?? "" };
     } else {
-      const file = await open(path, "r");
+      hashingHere++;
       try {
-        const sha256 = createHash("sha256");
-        const size = await readThrough(file, (chunk) => sha256.update(chunk), onBytes);
-        result = { size, sha256: sha256.digest("hex") };
+        const file = await open(path, "r");
+        try {
+          const sha256 = createHash("sha256");
+          const size = await readThrough(file, (chunk) => sha256.update(chunk), onBytes);
+          result = { size, sha256: sha256.digest("hex") };
+        } finally {
+          await file.close();
+        }
       } finally {
-        await file.close();
+        hashingHere--;
       }
     }
   }
@@ -162,16 +176,31 @@ async function hashOneThread(file: FileHandle, onBytes?: (n: number) => void, md
   return { size, sha1: sha1.digest("hex"), sha256: sha256.digest("hex"), ...(md5 ? { md5Parts: md5.digest() } : {}) };
 }
 
-/** Reads the whole file on this thread in CHUNK_BYTES reads, handing each chunk over; its size. */
+/**
+ * Reads the whole file on this thread in CHUNK_BYTES reads, handing each chunk over; its size.
+ * Two buffers: the thread pool reads the next chunk while this thread hashes the one before
+ * (1 GiB: ~0.66 s against ~0.69 s reading and hashing in turn). `update` must be done with a
+ * chunk when it returns.
+ */
 async function readThrough(file: FileHandle, update: (chunk: Buffer) => void, onBytes?: (n: number) => void): Promise<number> {
-  const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+  let filling = Buffer.allocUnsafe(CHUNK_BYTES);
+  let ready = Buffer.allocUnsafe(CHUNK_BYTES);
   let size = 0;
-  for (;;) {
-    const { bytesRead } = await file.read(buffer, 0, CHUNK_BYTES, size);
-    if (bytesRead === 0) return size;
-    update(buffer.subarray(0, bytesRead));
-    size += bytesRead;
-    onBytes?.(bytesRead);
+  let pending = file.read(filling, 0, CHUNK_BYTES, 0);
+  try {
+    for (;;) {
+      const { bytesRead } = await pending;
+      if (bytesRead === 0) return size;
+      [filling, ready] = [ready, filling];
+      pending = file.read(filling, 0, CHUNK_BYTES, size + bytesRead);
+      update(ready.subarray(0, bytesRead));
+      size += bytesRead;
+      onBytes?.(bytesRead);
+    }
+  } catch (err) {
+    // The read in flight must end before the caller closes the file.
+    await pending.catch(() => {});
+    throw err;
   }
 }
 

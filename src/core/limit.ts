@@ -12,3 +12,17 @@ export async function forEachLimit<T>(items: Iterable<T>, fn: (item: T) => Promi
   const run = pLimit(limit);
   await Promise.all(Array.from(items, (item) => run(() => fn(item))));
 }
+
+/**
+ * `fn` over `items`, at most `limit` at a time; the results in the order of `items`. When any
+ * fails, the others still finish (nothing is left running behind the caller), then the first
+ * failure is thrown.
+ */
+export async function mapLimit<T, R>(items: readonly T[], fn: (item: T) => Promise<R>, limit: number): Promise<R[]> {
+  const run = pLimit(Math.max(1, limit));
+  const settled = await Promise.allSettled(items.map((item) => run(() => fn(item))));
+  return settled.map((s) => {
+    if (s.status === "rejected") throw s.reason;
+    return s.value;
+  });
+}

@@ -3,7 +3,7 @@ import { appendFile, readFile, rm } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
 import fg from "fast-glob";
 import { crashPoint } from "./crash-point.js";
-import { forEachLimit } from "./limit.js";
+import { forEachLimit, mapLimit } from "./limit.js";
 import { PantriError, StoreError, UsageError, errorMessage, throwIfInterrupted } from "./errors.js";
 import { info } from "./events.js";
 import { IN_MEMORY_MAX_BYTES, hashFile, isBinaryFile, readAndHash, sha256File, type FileDigests } from "./hash.js";
@@ -121,6 +121,9 @@ class IgnoreFile {
  */
 const STAGE_CONCURRENCY = 2;
 
+/** Files `store --dry-run` hashes at once: one on this thread, one on a worker (see sha256File). */
+const DRY_RUN_HASHES = 2;
+
 /** The size of every pointer under shelves/ (all shelves, also those whose binary is absent). */
 async function pointerSizes(shelvesDir: string): Promise<Set<number>> {
   const files = await fg(`**/*${POINTER_SUFFIX}`, { cwd: shelvesDir, dot: true, onlyFiles: true, followSymbolicLinks: false });
@@ -170,15 +173,19 @@ export async function gatherStoreCandidates(
   // `**` never matches a name with a newline in it (picomatch): list those as well, so that store
   // fails them by name (gitignore cannot express them) instead of skipping them without a word.
   const all = patterns.flatMap((p) => (p.endsWith("**") ? [p, `${p.slice(0, -2)}**/*\n*`, `${p.slice(0, -2)}**/*\n*/**`] : [p]));
-  const entries = await fg(all, {
-    cwd: shelvesDir,
-    dot: true,
-    onlyFiles: false,
-    followSymbolicLinks: false,
-    markDirectories: true,
-    ignore: [`**/*${POINTER_SUFFIX}`, `**/*${PARTIAL_SUFFIX}`],
-  });
-  const tracked = new Set((await session.git.lsFiles(["shelves/"])).map((p) => p.slice("shelves/".length)));
+  // git lists what it tracks while the folders are walked.
+  const [entries, trackedPaths] = await Promise.all([
+    fg(all, {
+      cwd: shelvesDir,
+      dot: true,
+      onlyFiles: false,
+      followSymbolicLinks: false,
+      markDirectories: true,
+      ignore: [`**/*${POINTER_SUFFIX}`, `**/*${PARTIAL_SUFFIX}`],
+    }),
+    session.git.lsFiles(["shelves/"]),
+  ]);
+  const tracked = new Set(trackedPaths.map((p) => p.slice("shelves/".length)));
   const candidates: { c: StoreCandidate; shelf: string }[] = [];
   const matchers = new Map<string, { ignore: (p: string) => boolean; override: (p: string) => boolean }>();
   // A bounded number at a time: all at once held a handle, a sniff buffer and promises for every
@@ -294,14 +301,16 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
     };
 
     if (opts.dryRun) {
-      for (const a of todo) {
+      // The plan needs the key (the sha256), not the sha1 of the pointer. Two files at a time:
+      // sha256File hashes one on this thread and the other on a worker, so both cores hash.
+      const planned = await mapLimit(todo, async (a) => {
         const file = join(shelvesDir, a.path);
-        // The plan needs the key (the sha256), not the sha1 of the pointer.
         const h = await sha256File(file, (n) => session.report({ type: "bytes", n }));
         const shelf = a.path.split("/")[0] ?? "";
         const prefix = (session.settings(shelf).objectStore.keyPrefix as string | undefined) ?? "";
-        result.stored.push({ path: a.path, file, reason: a.reason, size: h.size, sha256: h.sha256, key: contentKey(h.sha256, prefix) });
-      }
+        return { path: a.path, file, reason: a.reason, size: h.size, sha256: h.sha256, key: contentKey(h.sha256, prefix) };
+      }, DRY_RUN_HASHES);
+      result.stored.push(...planned);
       return finish(result);
     }
 

@@ -127,8 +127,10 @@ describe("a file that changes while it is hashed", () => {
 
 describe("sha256File", () => {
   it.each([
-    ["17 MiB + 5 bytes (on a worker thread)", 17 * 1024 * 1024 + 5],
+    ["17 MiB + 5 bytes (on this thread, reads ahead)", 17 * 1024 * 1024 + 5],
     ["3 MiB + 5 bytes (on this thread)", 3 * 1024 * 1024 + 5],
+    ["exactly 2 MiB (reads end on a chunk boundary)", 2 * 1024 * 1024],
+    ["one byte past 1 MiB", 1024 * 1024 + 1],
     ["a few bytes (read whole)", 9],
     ["nothing", 0],
   ])("matches openssl on %s, and reports every byte", async (_name, size) => {
@@ -138,6 +140,21 @@ describe("sha256File", () => {
     const h = await sha256File(file, (n) => (reported += n));
     expect(h).toEqual({ size, sha256: openssl("sha256", file) });
     expect(reported).toBe(size);
+  });
+});
+
+describe("sha256File on several big files at once", () => {
+  it("hashes one on this thread and the others on workers, each right", async () => {
+    const sizes = [17 * 1024 * 1024 + 1, 18 * 1024 * 1024 + 2, 3 * 1024 * 1024 + 3, 17 * 1024 * 1024 + 4];
+    const files = await Promise.all(
+      sizes.map(async (size, i) => {
+        const file = join(dir, `sha256-parallel-${i}`);
+        await writeFile(file, randomBytes(size));
+        return file;
+      }),
+    );
+    const results = await Promise.all(files.map((f) => sha256File(f)));
+    expect(results).toEqual(files.map((f, i) => ({ size: sizes[i], sha256: openssl("sha256", f) })));
   });
 });
 
