@@ -41,6 +41,31 @@ describe("findRepoRoot", () => {
     }
   });
 
+  it("agrees with git where the repo is not the plain case: a linked worktree, a symlink across repos, a moved work tree", async () => {
+    // A linked worktree has a .git file: its own folder is the root.
+    const linked = join(repos.root, "linked");
+    await repos.git(repos.packager, "worktree", "add", "--quiet", "-b", "side", linked);
+    expect(await findRepoRoot(join(linked, "shelves", "pkgs"))).toBe(linked);
+    // A symlink inside another repo pointing into the packager: git walks the real path.
+    const other = join(repos.root, "other");
+    await repos.git(repos.root, "init", "--quiet", other);
+    await mkdir(join(other, "shelves"));
+    await symlink(join(repos.packager, "shelves", "pkgs"), join(other, "shelves", "into-packager"));
+    expect(await findRepoRoot(join(other, "shelves", "into-packager"))).toBe(repos.packager);
+    expect(await findRepoRoot(join(other, "shelves"))).toBe(other);
+    // core.worktree moves the work tree away from the folder holding .git.
+    const moved = join(repos.root, "moved");
+    await mkdir(join(moved, "shelves"), { recursive: true });
+    await repos.git(other, "config", "core.worktree", moved);
+    expect(await findRepoRoot(other)).toBe(moved);
+  });
+
+  it("is a usage error inside .git, with git's reason", async () => {
+    const err: unknown = await findRepoRoot(join(repos.packager, ".git", "refs")).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as Error).message).toContain("git: ");
+  });
+
   it("is a usage error in a working copy without shelves/", async () => {
     await rm(join(repos.packager, "shelves"), { recursive: true });
     await expect(findRepoRoot(repos.packager)).rejects.toThrow(UsageError);
