@@ -13,5 +13,5 @@ export const authCommand: CommandModule<GlobalArgs, AuthArgs> = {
     y
       .option("test", { type: "boolean", default: false, describe: "Only check the cached token; exit 1 when it is missing or invalid" })
       .option("password_file", { alias: "p", type: "boolean", default: false, describe: "Read Swift credentials from the password file" }) as unknown as Argv<AuthArgs>,
-  handler: (argv: ArgumentsCamelCase<AuthArgs>) => runCommand(argv, { usePasswordFile: argv.password_file }, async (s) => (await import("../core/auth.js")).auth(s, { test: argv.test })),
+  handler: (argv: ArgumentsCamelCase<AuthArgs>) => runCommand(argv, { usePasswordFile: argv.password_file }, () => import("../core/auth.js"), (core, s) => core.auth(s, { test: argv.test })),
 };

@@ -35,8 +35,9 @@ export const retrieveCommand: CommandModule<GlobalArgs, RetrieveArgs> = {
     runCommand(
       argv,
       { usePasswordFile: argv.password_file, overrides: defined({ checksum: argv.checksum, concurrency: argv.concurrency }) },
-      async (s, signal) =>
-        (await import("../core/retrieve.js")).retrieve(s, {
+      () => import("../core/retrieve.js"),
+      (core, s, signal) =>
+        core.retrieve(s, {
           signal,
           shelves: argv.shelf,
           dest: argv.dest,

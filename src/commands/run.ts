@@ -24,10 +24,12 @@ export const interruption = { controller: new AbortController(), cancellable: fa
  * Opens a session for the command, runs the core function, and renders its result as JSON or
  * text. Errors are not caught here: they travel to src/cli.ts.
  */
-export async function runCommand(
+export async function runCommand<Core>(
   argv: GlobalArgs,
   session: Omit<SessionOptions, "repo" | "configFile" | "report">,
-  fn: (session: Session, signal: AbortSignal) => Promise<CommandResult>,
+  /** Imports the command's core module (see below). */
+  load: () => Promise<Core>,
+  fn: (core: Core, session: Session, signal: AbortSignal) => Promise<CommandResult>,
   opts: { cancellable?: boolean } = {},
 ): Promise<void> {
   // Loaded here, not at the top: `pantri --help` must not pay for git, globbing or progress bars.
@@ -39,9 +41,14 @@ export async function runCommand(
   const { report, stop } = createReporter({ json: argv.json, quiet: argv.quiet, verbose: argv.verbose });
   let s: Session | null = null;
   try {
-    s = await Session.open({ ...session, repo: argv.repo, configFile: argv.config, report });
+    const opening = Session.open({ ...session, repo: argv.repo, configFile: argv.config, report });
+    // The command's core module compiles while git finds the repo (started after the session,
+    // so that git's process is already running); a load failure surfaces when it is awaited.
+    const core = load();
+    core.catch(() => {});
+    s = await opening;
     interruption.cancellable = !!opts.cancellable;
-    const result = await fn(s, interruption.controller.signal);
+    const result = await fn(await core, s, interruption.controller.signal);
     stop();
     outcome.result = result;
     if (argv.json) process.stdout.write(`${JSON.stringify(toJson(result), null, 2)}\n`);

@@ -20,7 +20,8 @@ export const statusCommand: CommandModule<GlobalArgs, StatusArgs> = {
       .option("checksum", { type: "boolean", describe: "Compare by sha256, not size and mtime" })
       .option("password_file", { alias: "p", type: "boolean", default: false, describe: "Read Swift credentials from the password file" }) as unknown as Argv<StatusArgs>,
   handler: (argv: ArgumentsCamelCase<StatusArgs>) =>
-    runCommand(argv, { usePasswordFile: argv.password_file }, async (s) =>
-      (await import("../core/status.js")).status(s, { shelves: argv.shelf, dest: argv.dest, remote: argv.remote, checksum: argv.checksum }),
+    runCommand(argv, { usePasswordFile: argv.password_file }, () => import("../core/status.js"),
+      (core, s) =>
+        core.status(s, { shelves: argv.shelf, dest: argv.dest, remote: argv.remote, checksum: argv.checksum }),
     ),
 };

@@ -25,8 +25,9 @@ export const storeCommand: CommandModule<GlobalArgs, StoreArgs> = {
     runCommand(
       argv,
       { overrides: defined({ checksum: argv.checksum, concurrency: argv.concurrency }) },
-      async (s, signal) =>
-        (await import("../core/store.js")).store(s, {
+      () => import("../core/store.js"),
+      (core, s, signal) =>
+        core.store(s, {
           // Paths after `--` (names that look like options) land in argv._, after the command's name.
           paths: [...argv.paths, ...argv._.slice(1).map(String)],
           checksum: argv.checksum, commit: argv.commit, push: argv.push, dryRun: argv.dryRun, concurrency: argv.concurrency, signal }),

@@ -22,7 +22,8 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       .option("password_file", { alias: "p", type: "boolean", default: false, describe: "Read Swift credentials from the password file" })
       .option("concurrency", { type: "number", describe: "Parallel checks (default 16)" }) as unknown as Argv<VerifyArgs>,
   handler: (argv: ArgumentsCamelCase<VerifyArgs>) =>
-    runCommand(argv, { usePasswordFile: argv.password_file }, async (s) =>
-      (await import("../core/verify.js")).verify(s, { shelves: argv.shelf, dest: argv.dest, remote: argv.remote, repair: argv.repair, concurrency: argv.concurrency }),
+    runCommand(argv, { usePasswordFile: argv.password_file }, () => import("../core/verify.js"),
+      (core, s) =>
+        core.verify(s, { shelves: argv.shelf, dest: argv.dest, remote: argv.remote, repair: argv.repair, concurrency: argv.concurrency }),
     ),
 };
