@@ -6,7 +6,7 @@ import { crashPoint } from "./crash-point.js";
 import { forEachLimit, mapLimit } from "./limit.js";
 import { PantriError, StoreError, UsageError, errorMessage, throwIfInterrupted } from "./errors.js";
 import { info } from "./events.js";
-import { IN_MEMORY_MAX_BYTES, hashFile, isBinaryFile, readAndHash, sha256File, type FileDigests } from "./hash.js";
+import { IN_MEMORY_MAX_BYTES, SNIFF_BYTES, hashBytes, hashFile, readAndHash, sha256File, sniffFile, type FileDigests, type WholeFile } from "./hash.js";
 import { compilePatterns } from "./patterns.js";
 import { needsSniff, planStaged, planStoreFile, type StoreAction, type StoreCandidate } from "./plan.js";
 import { POINTER_SUFFIX, contentKey, parsePointer, serializePointer } from "./pointer.js";
@@ -121,6 +121,12 @@ class IgnoreFile {
  */
 const STAGE_CONCURRENCY = 2;
 
+/**
+ * At most this many bytes of small binaries (up to SNIFF_BYTES each) that the scan's sniff read
+ * whole are kept for the upload, instead of being opened and read again (see sniffFile).
+ */
+const KEEP_SNIFFED_MAX_BYTES = 32 << 20;
+
 /** Files `store --dry-run` hashes at once: one on this thread, one on a worker (see sha256File). */
 const DRY_RUN_HASHES = 2;
 
@@ -168,6 +174,8 @@ export async function gatherStoreCandidates(
   patterns: string[],
   /** Remove pointer temp files of killed runs (store, holding the repo lock); status only skips them. */
   removeStaleTemp = false,
+  /** Filled with the bytes of small binaries the sniff read whole (see KEEP_SNIFFED_MAX_BYTES), by path. */
+  keep?: Map<string, WholeFile>,
 ): Promise<{ c: StoreCandidate; shelf: string }[]> {
   const shelvesDir = join(session.root, "shelves");
   // `**` never matches a name with a newline in it (picomatch): list those as well, so that store
@@ -181,16 +189,25 @@ export async function gatherStoreCandidates(
       onlyFiles: false,
       followSymbolicLinks: false,
       markDirectories: true,
-      ignore: [`**/*${POINTER_SUFFIX}`, `**/*${PARTIAL_SUFFIX}`],
+      ignore: [`**/*${PARTIAL_SUFFIX}`],
     }),
     session.git.lsFiles(["shelves/"]),
   ]);
   const tracked = new Set(trackedPaths.map((p) => p.slice("shelves/".length)));
+  // The walk lists the pointers too: a file's pointer is read only where one exists, not tried
+  // (and missed) for every new file.
+  const pointers = new Set<string>();
+  const files: string[] = [];
+  for (const rel of entries) {
+    if (rel.endsWith(POINTER_SUFFIX)) pointers.add(rel);
+    else files.push(rel);
+  }
+  let kept = 0;
   const candidates: { c: StoreCandidate; shelf: string }[] = [];
   const matchers = new Map<string, { ignore: (p: string) => boolean; override: (p: string) => boolean }>();
   // A bounded number at a time: all at once held a handle, a sniff buffer and promises for every
   // file (RSS 130+ MB for 2,000 files), and libuv runs only four file-system calls at once anyway.
-  await forEachLimit(entries, async (rel) => {
+  await forEachLimit(files, async (rel) => {
     if (rel.endsWith("/")) return;
     const slash = rel.indexOf("/");
     if (slash < 0) return; // directly in shelves/: not in any shelf
@@ -214,7 +231,7 @@ export async function gatherStoreCandidates(
     const st = lstatSync(abs, { throwIfNoEntry: false });
     if (!st) return;
     let pointer: StoreCandidate["pointer"] = null;
-    const ptrText = readIfPresent(`${abs}${POINTER_SUFFIX}`);
+    const ptrText = pointers.has(`${rel}${POINTER_SUFFIX}`) ? readIfPresent(`${abs}${POINTER_SUFFIX}`) : null;
     if (ptrText !== null) {
       try {
         pointer = parsePointer(ptrText, `${rel}${POINTER_SUFFIX}`);
@@ -231,7 +248,14 @@ export async function gatherStoreCandidates(
       ignored: m.ignore(inShelf),
       override: m.override(inShelf),
     };
-    if (needsSniff(c)) c.binary = await isBinaryFile(abs);
+    if (needsSniff(c)) {
+      const sniffed = sniffFile(abs, keep && kept < KEEP_SNIFFED_MAX_BYTES ? SNIFF_BYTES : 0);
+      c.binary = sniffed.binary;
+      if (keep && sniffed.binary && sniffed.whole) {
+        keep.set(rel, sniffed.whole);
+        kept += sniffed.whole.data.length;
+      }
+    }
     candidates.push({ c, shelf });
   });
   candidates.sort((a, b) => (a.c.path < b.c.path ? -1 : 1));
@@ -266,7 +290,8 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
   const release = opts.dryRun ? async () => {} : await acquireLock(`repo:${root}`, "store", { onWait: (o) => info(session.report, `repo is busy: waiting for ${o}`) });
   try {
     if (!opts.dryRun) await session.git.ensureExcluded(EXCLUDED_BY_DEFAULT);
-    const candidates = await gatherStoreCandidates(session, patterns, true);
+    const sniffed = new Map<string, WholeFile>();
+    const candidates = await gatherStoreCandidates(session, patterns, true, opts.dryRun ? undefined : sniffed);
 
     const todo: Extract<StoreAction, { kind: "store" }>[] = [];
     const unchanged: string[] = [];
@@ -349,14 +374,23 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
             if (opts.signal?.aborted) return; // stopping: start nothing new
             const file = join(shelvesDir, action.path);
             try {
-              const st = statSync(file);
-              const mtime = Math.floor(st.mtimeMs / 1000);
-              const h: FileDigests & { data?: Buffer } =
-                st.size <= IN_MEMORY_MAX_BYTES
-                  ? await readAndHash(file, md5PartSize)
-                  : await hashFile(file, { onBytes: (n) => session.report({ type: "bytes", n }), md5PartSize });
-              if (h.size !== st.size) throw new PantriError(`${file} changed while it was being hashed; run store again`);
-              if (h.data) session.report({ type: "bytes", n: h.size });
+              // A small file is read whole (or was, by the scan's sniff), with the mtime of the
+              // descriptor it was read through; a bigger one is hashed from the disk.
+              const whole = sniffed.get(action.path);
+              sniffed.delete(action.path);
+              const st = whole ? null : statSync(file);
+              let h: FileDigests & { data?: Buffer };
+              let mtime: number;
+              if (whole || (st && st.size <= IN_MEMORY_MAX_BYTES)) {
+                const small = whole ? { ...hashBytes(whole.data, md5PartSize), ...whole } : await readAndHash(file, md5PartSize);
+                h = small;
+                mtime = Math.floor(small.mtimeMs / 1000);
+                session.report({ type: "bytes", n: h.size });
+              } else {
+                mtime = Math.floor((st?.mtimeMs ?? 0) / 1000);
+                h = await hashFile(file, { onBytes: (n) => session.report({ type: "bytes", n }), md5PartSize });
+                if (h.size !== st?.size) throw new PantriError(`${file} changed while it was being hashed; run store again`);
+              }
               const prev = action.previous;
               if (checksum && prev && prev.sha256 === h.sha256 && prev.size === h.size && prev.mtime === mtime) {
                 result.skipped.push({ path: action.path, reason: "unchanged (checksum)" });

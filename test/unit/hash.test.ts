@@ -1,10 +1,10 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SNIFF_BYTES, hashFile, isBinaryFile, md5PartsOf, readAndHash, sha256File } from "../../src/core/hash.js";
+import { SNIFF_BYTES, hashFile, isBinaryFile, md5PartsOf, readAndHash, sha256File, sniffFile } from "../../src/core/hash.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -165,8 +165,30 @@ describe("readAndHash", () => {
     await writeFile(file, bytes);
     const r = await readAndHash(file);
     expect(r.data.equals(bytes)).toBe(true);
-    const { data: _data, ...digests } = r;
+    const { data: _data, mtimeMs, ...digests } = r;
     expect(digests).toEqual(await hashFile(file));
+    expect(mtimeMs).toBe((await stat(file)).mtimeMs);
+  });
+});
+
+describe("sniffFile", () => {
+  it("gives the whole bytes of a file up to the keep size, with its mtime, and the same verdict as isBinaryFile", async () => {
+    const small = join(dir, "sniff-keep-small");
+    const bytes = Buffer.concat([Buffer.from("ab\0cd"), randomBytes(4000)]);
+    await writeFile(small, bytes);
+    const kept = sniffFile(small, SNIFF_BYTES);
+    expect(kept.binary).toBe(true);
+    expect(kept.whole?.data.equals(bytes)).toBe(true);
+    expect(kept.whole?.mtimeMs).toBe((await stat(small)).mtimeMs);
+    // Not asked to keep, or bigger than asked or than the sniff: the verdict alone.
+    expect(sniffFile(small, 0)).toEqual({ binary: true });
+    expect(sniffFile(small, 100)).toEqual({ binary: true });
+    const big = join(dir, "sniff-keep-big");
+    await writeFile(big, Buffer.concat([Buffer.alloc(SNIFF_BYTES, "a"), Buffer.from([0])]));
+    expect(sniffFile(big, 1 << 20)).toEqual({ binary: false });
+    const text = join(dir, "sniff-keep-text");
+    await writeFile(text, "plain text\n");
+    expect(sniffFile(text, SNIFF_BYTES)).toMatchObject({ binary: false, whole: { data: Buffer.from("plain text\n") } });
   });
 });
 
