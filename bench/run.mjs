@@ -111,7 +111,8 @@ const haveTime = existsSync(TIME);
  */
 async function measure(cmd, args, { cwd = ROOT, env = process.env, okCodes = [0] } = {}) {
   const rssFile = join(WORK, `.rss-${process.pid}-${randomBytes(4).toString("hex")}`);
-  const argv = haveTime ? [TIME, "-f", "%M", "-o", rssFile, cmd, ...args] : [cmd, ...args];
+  // Peak RSS, then user and system CPU seconds (the process and the children it waited for).
+  const argv = haveTime ? [TIME, "-f", "%M %U %S", "-o", rssFile, cmd, ...args] : [cmd, ...args];
   const started = performance.now();
   const child = spawn(argv[0], argv.slice(1), { cwd, env, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
@@ -137,9 +138,12 @@ async function measure(cmd, args, { cwd = ROOT, env = process.env, okCodes = [0]
   const seconds = (performance.now() - started) / 1000;
   if (poll) clearInterval(poll);
   let rssKiB = hwm || null;
+  let cpuSeconds = null;
   if (haveTime) {
     try {
-      rssKiB = Number(readFileSync(rssFile, "utf8").trim().split("\n").pop());
+      const [rss, user, sys] = (readFileSync(rssFile, "utf8").trim().split("\n").pop() ?? "").split(" ").map(Number);
+      rssKiB = rss ?? null;
+      cpuSeconds = user !== undefined && sys !== undefined && Number.isFinite(user + sys) ? user + sys : null;
     } catch {
       rssKiB = null;
     }
@@ -149,7 +153,7 @@ async function measure(cmd, args, { cwd = ROOT, env = process.env, okCodes = [0]
     const tail = stderr.replace(/^Command exited with non-zero status \d+\n?/m, "").trim().split("\n").slice(-15).join("\n");
     throw new Error(`${[cmd, ...args].join(" ")} (in ${cwd}) exited ${code}:\n${tail}`);
   }
-  return { seconds, rssKiB };
+  return { seconds, rssKiB, cpuSeconds };
 }
 
 /** Runs a setup command, untimed; throws with its output when it fails. */
@@ -337,6 +341,11 @@ function addRow({ group, workload, a, b, peer, kind = "time", target }) {
   const bm = b?.length ? median(b.map((r) => r.seconds)) : null;
   const rssA = Math.max(...a.map((r) => r.rssKiB ?? 0)) / 1024;
   const rssB = b?.length ? Math.max(...b.map((r) => r.rssKiB ?? 0)) / 1024 : null;
+  // The client's own CPU (user + system, children included): on a machine the server shares, the
+  // part of the wall time a client controls, and far steadier run to run than the wall time.
+  const cpu = (runs) => (runs?.length && runs.every((r) => r.cpuSeconds != null) ? median(runs.map((r) => r.cpuSeconds)) : null);
+  const cpuA = cpu(a);
+  const cpuB = cpu(b);
   let ratio = null;
   if (kind === "time" && bm) ratio = am / bm;
   if (kind === "throughput" && bm) ratio = bm / am;
@@ -347,20 +356,21 @@ function addRow({ group, workload, a, b, peer, kind = "time", target }) {
     workload,
     peer,
     kind,
-    pantri: { median: am, runs: a.map((r) => r.seconds), peakRssMB: rssA },
-    peerRuns: bm === null ? null : { median: bm, runs: b.map((r) => r.seconds), peakRssMB: rssB },
+    pantri: { median: am, runs: a.map((r) => r.seconds), peakRssMB: rssA, cpuSeconds: cpuA },
+    peerRuns: bm === null ? null : { median: bm, runs: b.map((r) => r.seconds), peakRssMB: rssB, cpuSeconds: cpuB },
     ratio,
     target: target ?? null,
     pass,
   };
   rows.push(row);
   const t = target === undefined ? "" : ` (target ${kind === "throughput" ? ">=" : "<="} ${target}${kind === "rss" ? " MB" : "x"})`;
-  log(`  => ${workload}: ${am.toFixed(2)} s${bm === null ? "" : ` vs ${bm.toFixed(2)} s`}, ${kind === "rss" ? "RSS" : "ratio"} ${ratio?.toFixed(2) ?? "-"}${t}`);
+  const cpuText = cpuA === null ? "" : `; client CPU ${cpuA.toFixed(2)} s${cpuB === null ? "" : ` vs ${cpuB.toFixed(2)} s`}`;
+  log(`  => ${workload}: ${am.toFixed(2)} s${bm === null ? "" : ` vs ${bm.toFixed(2)} s`}, ${kind === "rss" ? "RSS" : "ratio"} ${ratio?.toFixed(2) ?? "-"}${t}${cpuText}`);
   return row;
 }
 
 function printTable() {
-  const head = ["workload", "pantri", "peer", "ratio", "target", "", "RSS pantri", "RSS peer"];
+  const head = ["workload", "pantri", "peer", "ratio", "target", "", "CPU pantri", "CPU peer", "RSS pantri", "RSS peer"];
   const body = rows.map((r) => [
     r.workload,
     `${r.pantri.median.toFixed(2)} s`,
@@ -368,6 +378,8 @@ function printTable() {
     r.ratio === null ? "-" : r.kind === "rss" ? `${r.ratio.toFixed(0)} MB` : `${r.ratio.toFixed(2)}x`,
     r.target === null ? "(info)" : `${r.kind === "throughput" ? ">=" : "<="} ${r.target}${r.kind === "rss" ? " MB" : "x"}`,
     r.pass === null ? "" : r.pass ? "pass" : "FAIL",
+    r.pantri.cpuSeconds == null ? "" : `${r.pantri.cpuSeconds.toFixed(2)} s`,
+    r.peerRuns?.cpuSeconds == null ? "" : `${r.peerRuns.cpuSeconds.toFixed(2)} s`,
     `${r.pantri.peakRssMB.toFixed(0)} MB`,
     r.peerRuns?.peakRssMB ? `${r.peerRuns.peakRssMB.toFixed(0)} MB` : "",
   ]);
