@@ -339,6 +339,14 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
       return finish(result);
     }
 
+    // What killed runs left in the stores of these shelves (staged bytes that got no object) is
+    // removed beside this run's work, whether or not this run stages anything itself.
+    const cleaning = new Map<unknown, Promise<void>>();
+    for (const shelf of new Set(candidates.map((c) => c.shelf))) {
+      const { store: s } = await session.storeFor(shelf);
+      if (s.cleanUp && !cleaning.has(s)) cleaning.set(s, s.cleanUp({ signal: opts.signal }).catch(() => undefined));
+    }
+
     // Pointers that exist but lost their ignore entry get it back.
     for (const p of unchanged) await ensureIgnored(p);
     // A pointer (and ignore entry) written by a run that was interrupted before its commit looks
@@ -499,6 +507,7 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
     } finally {
       // However the uploads ended, the ignore entries of the pointers written so far reach the disk.
       await flushIgnores().catch(() => undefined);
+      await Promise.all(cleaning.values());
     }
     await flushIgnores();
     // Stopped by a signal: no commit. The pointers written so far are complete (their objects are

@@ -653,7 +653,8 @@ const createSwiftStore: StoreFactory = (options, context) => {
 
   /**
    * Removes what killed runs on this host left staged in this store: a noted segment without a
-   * manifest naming it. Runs once per process, before the first staged upload; a segment whose
+   * manifest naming it. Runs once per process: at the start of a store run (ObjectStore.cleanUp),
+   * or before the first staged upload, whichever comes first. A segment whose
    * writer is alive (another run) is left alone.
    */
   async function cleanUpStaged(): Promise<void> {
@@ -688,6 +689,9 @@ const createSwiftStore: StoreFactory = (options, context) => {
     }
   }
   let cleanedUp: Promise<void> | null = null;
+  /** cleanUpStaged once per process (ObjectStore.cleanUp); never rejects. */
+  const cleanUpOnce = (): Promise<void> =>
+    (cleanedUp ??= cleanUpStaged().catch((err: unknown) => client.log(`swift: could not look for staged segments of killed runs (the next run tries again): ${errorMessage(err)}`)));
   let hasSlo: Promise<boolean> | null = null;
 
   async function stageUpload(source: StageSource, opts: RequestOptions = {}): Promise<StagedUpload> {
@@ -699,8 +703,7 @@ const createSwiftStore: StoreFactory = (options, context) => {
     if (!(await hasSlo)) {
       throw fail("this Swift cluster has no static large objects (no slo in GET /info), which staged uploads need", undefined, { status: 501, retryable: false });
     }
-    cleanedUp ??= cleanUpStaged();
-    await cleanedUp;
+    await cleanUpOnce();
     const id = randomUUID();
     const segment = `${o.container}/staged/${id}`;
     const path = `/${o.segmentContainer}/${segment}`;
@@ -856,6 +859,8 @@ const createSwiftStore: StoreFactory = (options, context) => {
     description,
     md5PartSize: o.segmentSize,
     ...(o.stagedUploads ? { stageUpload, stageMinBytes: o.stageMinBytes } : {}),
+    // Also with stagedUploads off: segments staged before it was turned off are still removed.
+    cleanUp: cleanUpOnce,
     head,
     put: async (key, source, opts = {}) => {
       await (source.size <= o.segmentSize ? putSingle(key, source, opts) : putLarge(key, source, opts));

@@ -170,6 +170,13 @@ export interface ObjectStore {
   stageUpload?(source: StageSource, opts?: RequestOptions): Promise<StagedUpload>;
   /** With stageUpload: the smallest file worth it (below, hashing first costs less than a second request). */
   readonly stageMinBytes?: number;
+  /**
+   * Optional: removes what runs of pantri killed on this host left in the store that no pointer
+   * will ever name (Swift: staged segments that got no manifest). `store` calls it once per run
+   * and store, beside its uploads, whether or not the run itself stages anything. It must never
+   * fail the run: problems go to the log, and what is left is tried again by the next run.
+   */
+  cleanUp?(opts?: RequestOptions): Promise<void>;
   /** Optional: every object whose key starts with prefix (paged by the adapter). */
   list?(prefix: string, opts?: RequestOptions): AsyncIterable<ObjectMeta>;
   /** Optional: removes an object (used by tests and maintenance, never by store/retrieve). */

@@ -36,7 +36,7 @@ describeSwift("swift staged uploads through the CLI", (ep) => {
   let env: Record<string, string>;
   afterEach(async () => repos.cleanup());
 
-  it("stages new big files, hashes first those whose size a pointer has, and a rerun removes what a killed run staged", async () => {
+  it("stages new big files, hashes first those whose size a pointer has, and the next run removes what a killed run staged, even one that stages nothing", async () => {
     repos = await makeRepos({ shelves: ["pkgs"] });
     const { packager, root } = repos;
     env = { PANTRI_STATE_DIR: join(root, "state"), PANTRI_CACHE_DIR: join(root, "cache") };
@@ -50,7 +50,7 @@ describeSwift("swift staged uploads through the CLI", (ep) => {
     const staged = async () => (await swift("list", `${container}_segments`).catch(() => "")).split("\n").filter((n) => n.startsWith(`${container}/staged/`));
     const notes = async () => readdir(join(root, "cache", "swift-staged")).catch(() => [] as string[]);
     const store = async (extra: Record<string, string> = {}) => runPantri(["store", "--json", "-v"], { cwd: packager, env: { ...env, ...extra } });
-    const data = { a: randomBinary(50_000, 1), b: randomBinary(50_000, 2), c: randomBinary(70_000, 3), d: randomBinary(90_000, 4), small: randomBinary(9_000, 5) };
+    const data = { a: randomBinary(50_000, 1), b: randomBinary(50_000, 2), c: randomBinary(70_000, 3), d: randomBinary(90_000, 4), small: randomBinary(9_000, 5), small2: randomBinary(8_000, 6) };
     const write = (name: keyof typeof data) => repos.writeFile(packager, `shelves/pkgs/${name}.bin`, data[name], 1_600_000_000);
 
     try {
@@ -81,10 +81,18 @@ describeSwift("swift staged uploads through the CLI", (ep) => {
       expect(await staged()).toHaveLength(3);
       expect(await notes()).toHaveLength(1);
       await expect(readFile(join(packager, "shelves", "pkgs", "d.bin.pitem"))).rejects.toThrow();
-      // ... and the next run removes it, stages d again and stores it.
-      r = await store();
+      // ... and the next run removes it, also one that stages nothing itself (it stores only a
+      // small file) ...
+      await write("small2");
+      r = await runPantri(["store", "--json", "-v", "shelves/pkgs/small2.bin"], { cwd: packager, env });
       expect(r.code, describeRun(r)).toBe(0);
       expect(r.stderr).toMatch(/removed staged segment .* left by a killed run/);
+      expect(pathsOf(r.json?.stored)).toEqual(["pkgs/small2.bin"]);
+      expect(await staged()).toHaveLength(2);
+      expect(await notes()).toEqual([]);
+      // ... and d is staged again and stored by the run after.
+      r = await store();
+      expect(r.code, describeRun(r)).toBe(0);
       expect(pathsOf(r.json?.stored)).toEqual(["pkgs/d.bin"]);
       expect(await staged()).toHaveLength(3);
       expect(await notes()).toEqual([]);
@@ -92,7 +100,7 @@ describeSwift("swift staged uploads through the CLI", (ep) => {
       const host = await repos.cloneBuildHost("host");
       const got = await runPantri(["retrieve", "--json", "-d", join(root, "dest")], { cwd: host, env });
       expect(got.code, describeRun(got)).toBe(0);
-      for (const name of ["a", "b", "c", "d", "small"] as const) expect((await readFile(join(root, "dest", "pkgs", `${name}.bin`))).equals(data[name])).toBe(true);
+      for (const name of ["a", "b", "c", "d", "small", "small2"] as const) expect((await readFile(join(root, "dest", "pkgs", `${name}.bin`))).equals(data[name])).toBe(true);
     } finally {
       for (const name of [container, `${container}_segments`]) await swift("delete", name).catch(() => undefined);
     }
