@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import { open, rename, rm, stat, utimes } from "node:fs/promises";
+import { closeSync, constants, futimesSync, lstatSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { lstat, open, rename, rm, utimes } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -40,17 +40,25 @@ export function fitName(name: string, extra: number): string {
   return `${out}~${createHash("sha256").update(name).digest("hex").slice(0, 8)}`;
 }
 
-async function sizeOf(path: string): Promise<number> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    return -1;
-  }
+/**
+ * The size of a partial file to resume; -1 when there is none. Anything there but a regular file
+ * (a symlink someone planted) is removed, never followed: nothing is written outside dest.
+ */
+async function partialSize(path: string): Promise<number> {
+  const st = await lstat(path).catch(() => null);
+  if (!st) return -1;
+  if (st.isFile()) return st.size;
+  await rm(path, { force: true });
+  return -1;
 }
+
+/** Never through a symlink at the partial file's name (see partialSize). */
+const NO_FOLLOW = constants.O_NOFOLLOW;
 
 /** Feeds an existing file prefix into a hash, for resuming. */
 async function hashPrefix(path: string, hash: ReturnType<typeof createHash>): Promise<void> {
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  const fh = await open(path, constants.O_RDONLY | NO_FOLLOW);
+  for await (const chunk of fh.createReadStream({ highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
 }
 
 /**
@@ -61,7 +69,9 @@ async function hashPrefix(path: string, hash: ReturnType<typeof createHash>): Pr
  */
 export async function downloadVerified(store: ObjectStore, req: RetrieveRequest, opts: RequestOptions = {}): Promise<void> {
   const part = partialPath(req.file, req.sha256);
-  let start = await sizeOf(part);
+  // A small object without a partial file to resume goes through memory (see downloadSmall).
+  if (req.size <= IN_MEMORY_DOWNLOAD_MAX_BYTES && !lstatSync(part, { throwIfNoEntry: false })) return downloadSmall(store, req, part, opts);
+  let start = await partialSize(part);
   if (start > req.size) {
     await rm(part, { force: true });
     start = -1;
@@ -89,6 +99,63 @@ export async function downloadVerified(store: ObjectStore, req: RetrieveRequest,
   await rename(part, req.file);
 }
 
+/**
+ * Objects up to this size are received into memory, checked, and only then written, with direct
+ * calls (open, write, futimes, close, rename). Through a write stream each small file cost six
+ * thread-pool round trips (stat, open, write, close, utimes, rename), each a futex wake and an
+ * event-loop turn: retrieving 2,000 files of 4 KiB made ~24,000 futex calls on this thread.
+ */
+const IN_MEMORY_DOWNLOAD_MAX_BYTES = 1 << 20;
+
+/**
+ * downloadVerified for a small object: nothing reaches the disk unless its size and sha256 match,
+ * so a mismatch or a transport error leaves no partial file (the whole object is fetched again).
+ */
+async function downloadSmall(store: ObjectStore, req: RetrieveRequest, part: string, opts: RequestOptions): Promise<void> {
+  const hash = createHash("sha256");
+  const chunks: Buffer[] = [];
+  let received = 0;
+  const half = req.size / 2;
+  const body: Readable = await store.get(req.key, { signal: opts.signal });
+  for await (const c of body) {
+    const chunk = c as Buffer;
+    if (received < half && received + chunk.length >= half) crashPoint("mid-download");
+    received += chunk.length;
+    if (received > req.size) {
+      body.destroy();
+      throw new IntegrityError(`${store.description}, object ${req.key}: more than the ${req.size} bytes its pointer promises (corrupted in the store or on transfer)`);
+    }
+    hash.update(chunk);
+    chunks.push(chunk);
+    opts.onBytes?.(chunk.length);
+  }
+  checkReceived(store, req, received, hash.digest("hex"));
+  const data = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, received);
+  try {
+    // Never through a symlink someone put at the temporary name.
+    const fd = openSync(part, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | NO_FOLLOW, 0o666);
+    try {
+      for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
+      futimesSync(fd, req.mtime, req.mtime);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(part, req.file);
+  } catch (err) {
+    rmSync(part, { force: true });
+    throw err;
+  }
+}
+
+/** Throws IntegrityError, naming the object and the file left as it was, unless size and sha256 match the pointer. */
+function checkReceived(store: ObjectStore, req: RetrieveRequest, received: number, digest: string): void {
+  if (received === req.size && digest === req.sha256) return;
+  const what = received !== req.size ? `${received} bytes instead of ${req.size}` : `sha256 ${digest} instead of ${req.sha256}`;
+  throw new IntegrityError(
+    `${store.description}, object ${req.key}: downloaded content has ${what} (corrupted in the store or on transfer); ${req.file} was left as it was`,
+  );
+}
+
 async function fetchInto(store: ObjectStore, req: RetrieveRequest, part: string, start: number, opts: RequestOptions): Promise<void> {
   const hash = createHash("sha256");
   if (start > 0) await hashPrefix(part, hash);
@@ -111,18 +178,18 @@ async function fetchInto(store: ObjectStore, req: RetrieveRequest, part: string,
     // Whole object already on disk from an earlier run: just check it.
   } else {
     const body: Readable = await store.get(req.key, { start: start || undefined, signal: opts.signal });
-    await pipeline(body, verify, createWriteStream(part, { flags: start > 0 ? "a" : "w", highWaterMark: 1 << 20 }), {
+    const flags = constants.O_WRONLY | constants.O_CREAT | NO_FOLLOW | (start > 0 ? constants.O_APPEND : constants.O_TRUNC);
+    const fh = await open(part, flags, 0o666).catch((err: unknown) => {
+      body.destroy();
+      throw err;
+    });
+    await pipeline(body, verify, fh.createWriteStream({ highWaterMark: 1 << 20 }), {
       signal: opts.signal,
     });
   }
   const digest = hash.digest("hex");
-  if (received !== req.size || digest !== req.sha256) {
-    await rm(part, { force: true });
-    const what = received !== req.size ? `${received} bytes instead of ${req.size}` : `sha256 ${digest} instead of ${req.sha256}`;
-    throw new IntegrityError(
-      `${store.description}, object ${req.key}: downloaded content has ${what} (corrupted in the store or on transfer); ${req.file} was left as it was`,
-    );
-  }
+  if (received !== req.size || digest !== req.sha256) await rm(part, { force: true });
+  checkReceived(store, req, received, digest);
 }
 
 /** Makes sure a file exists with exact content before anything trusts it (used by tests and verify). */

@@ -228,7 +228,8 @@ export function runStoreContract(
     it("retrieveObjects writes exact bytes with the given mtime and leaves no temp files", async () => {
       const dest = join(tmp, "retrieve");
       await mkdir(dest, { recursive: true });
-      const bufs = Array.from({ length: 6 }, (_, i) => randomBytes(1000 * i + 1));
+      // Small ones are received in memory; the last, over 1 MiB, streams through a partial file.
+      const bufs = [...Array.from({ length: 5 }, (_, i) => randomBytes(1000 * i + 1)), randomBytes(1024 * 1024 + 5)];
       const requests: RetrieveRequest<number>[] = [];
       for (let i = 0; i < bufs.length; i++) {
         const buf = bufs[i] as Buffer;
@@ -252,23 +253,31 @@ export function runStoreContract(
       await mkdir(dest, { recursive: true });
       const good = randomBytes(4000);
       const stored = randomBytes(4000);
+      // Over 1 MiB: the streamed path (a partial file, removed on the mismatch).
+      const storedBig = randomBytes(1024 * 1024 + 3);
       await put(`${run}integrity/good.bin`, good);
       await put(`${run}integrity/bad.bin`, stored);
+      await put(`${run}integrity/bad-big.bin`, storedBig);
       const badFile = join(dest, "bad.bin");
+      const badBigFile = join(dest, "bad-big.bin");
       await writeFile(badFile, "the old content");
+      await writeFile(badBigFile, "the old big content");
       const lie = sha256Hex(randomBytes(4000));
       const requests: RetrieveRequest<string>[] = [
         { key: `${run}integrity/good.bin`, size: good.length, sha256: sha256Hex(good), file: join(dest, "good.bin"), mtime: 1_700_000_000, item: "good" },
         { key: `${run}integrity/bad.bin`, size: stored.length, sha256: lie, file: badFile, mtime: 1_700_000_000, item: "bad" },
+        { key: `${run}integrity/bad-big.bin`, size: storedBig.length, sha256: lie, file: badBigFile, mtime: 1_700_000_000, item: "bad-big" },
       ];
       const outcomes = await collect(store.retrieveObjects(requests, { concurrency: 2 }));
       const byItem = new Map(outcomes.map((o) => [o.request.item, o]));
-      expect(outcomes).toHaveLength(2);
+      expect(outcomes).toHaveLength(3);
       expect(byItem.get("good")?.error).toBeUndefined();
       expect(byItem.get("bad")?.error).toBeInstanceOf(IntegrityError);
+      expect(byItem.get("bad-big")?.error).toBeInstanceOf(IntegrityError);
       expect(await readFile(badFile, "utf8")).toBe("the old content");
+      expect(await readFile(badBigFile, "utf8")).toBe("the old big content");
       expect((await readFile(join(dest, "good.bin"))).equals(good)).toBe(true);
-      expect((await readdir(dest)).sort()).toEqual(["bad.bin", "good.bin"]);
+      expect((await readdir(dest)).sort()).toEqual(["bad-big.bin", "bad.bin", "good.bin"]);
     });
 
     it(`round-trips a big object (${bigObjectSize} bytes)`, async () => {
