@@ -221,8 +221,9 @@ export async function findRepoRoot(startDir: string): Promise<string> {
     if (err instanceof UsageError) throw err;
     throw notHere("it does not exist");
   }
-  let top = await plainTopLevel(dir);
-  if (top === null) {
+  // plainTopLevel's answer is a real path already; git's is resolved below.
+  let root = await plainTopLevel(dir);
+  if (root === null) {
     const res = await runGit(dir, ["rev-parse", "--show-toplevel"], { okCodes: [0, 128] });
     if (res.code !== 0) {
       // "not a git repository" is the expected case; anything else (safe.directory, a bare repo,
@@ -230,9 +231,8 @@ export async function findRepoRoot(startDir: string): Promise<string> {
       const said = firstLine(res.stderr);
       throw notHere(/not a git repository/i.test(said) ? undefined : `git: ${said}`);
     }
-    top = res.stdout.toString("utf8").replace(/\n$/, "");
+    root = await realpath(res.stdout.toString("utf8").replace(/\n$/, ""));
   }
-  const root = await realpath(top);
   try {
     if ((await stat(join(root, "shelves"))).isDirectory()) return root;
   } catch {

@@ -234,12 +234,16 @@ export const IN_MEMORY_MAX_BYTES = 1 << 20;
  * thread-pool round trip per call costs more CPU than the read (see isBinaryFile).
  */
 export async function readAndHash(path: string, md5PartSize?: number): Promise<FileDigests & WholeFile> {
-  const whole = readWhole(path);
+  return hashWhole(readWhole(path), md5PartSize);
+}
+
+/** A whole file's digests, with its bytes and mtime (see readAndHash, sniffFile). */
+export function hashWhole(whole: WholeFile, md5PartSize?: number): FileDigests & WholeFile {
   return { ...hashBytes(whole.data, md5PartSize), ...whole };
 }
 
 /** The digests of bytes in memory (md5Parts when asked; see FileDigests). */
-export function hashBytes(data: Buffer, md5PartSize?: number): FileDigests {
+function hashBytes(data: Buffer, md5PartSize?: number): FileDigests {
   return {
     size: data.length,
     sha1: createHash("sha1").update(data).digest("hex"),
@@ -258,13 +262,18 @@ export interface WholeFile {
 export function readWhole(path: string): WholeFile {
   const fd = openSync(path, "r");
   try {
-    const st = fstatSync(fd);
-    const data = readFd(fd, st.size);
-    if (data.length !== st.size) throw new PantriError(`${path} changed while it was being read; run again once it is complete`);
-    return { data, mtimeMs: st.mtimeMs };
+    const whole = wholeFromFd(fd, fstatSync(fd));
+    if (!whole) throw new PantriError(`${path} changed while it was being read; run again once it is complete`);
+    return whole;
   } finally {
     closeSync(fd);
   }
+}
+
+/** The whole file behind fd, as its fstat describes it; null when fewer bytes came (it is being written). */
+function wholeFromFd(fd: number, st: Stats): WholeFile | null {
+  const data = readFd(fd, st.size);
+  return data.length === st.size ? { data, mtimeMs: st.mtimeMs } : null;
 }
 
 /** Up to `size` bytes from the start of fd (fewer if the file is shorter now). */
@@ -464,10 +473,9 @@ export function sniffFile(path: string, keepUpTo: number): { binary: boolean; wh
     if (keepUpTo > 0) {
       const st = fstatSync(fd);
       if (st.size <= Math.min(keepUpTo, SNIFF_BYTES)) {
-        const data = readFd(fd, st.size);
-        // Shorter than its fstat said: it is being written; no bytes to keep, store reads it again.
-        if (data.length === st.size) return { binary: data.includes(0), whole: { data, mtimeMs: st.mtimeMs } };
-        return { binary: data.includes(0) };
+        // Shorter than its fstat said (being written): nothing to keep, store reads it again.
+        const whole = wholeFromFd(fd, st);
+        if (whole) return { binary: whole.data.includes(0), whole };
       }
     }
     return { binary: readFd(fd, SNIFF_BYTES).includes(0) };

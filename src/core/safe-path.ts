@@ -13,7 +13,8 @@ function errnoCode(err: unknown): string | undefined {
   return err instanceof Error && "code" in err && typeof err.code === "string" ? err.code : undefined;
 }
 
-function symlinkError(path: string): PantriError {
+/** The failure of an item that met a symlink inside dest (also used for a download's temporary file). */
+export function symlinkError(path: string): PantriError {
   return new PantriError(`${path} is a symbolic link inside dest; pantri never follows links there: remove it`);
 }
 

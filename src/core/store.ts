@@ -6,7 +6,7 @@ import { crashPoint } from "./crash-point.js";
 import { forEachLimit, mapLimit } from "./limit.js";
 import { PantriError, StoreError, UsageError, errorMessage, throwIfInterrupted } from "./errors.js";
 import { info } from "./events.js";
-import { IN_MEMORY_MAX_BYTES, SNIFF_BYTES, hashBytes, hashFile, readAndHash, sha256File, sniffFile, type FileDigests, type WholeFile } from "./hash.js";
+import { IN_MEMORY_MAX_BYTES, SNIFF_BYTES, hashFile, hashWhole, readAndHash, sha256File, sniffFile, type FileDigests, type WholeFile } from "./hash.js";
 import { compilePatterns } from "./patterns.js";
 import { needsSniff, planStaged, planStoreFile, type StoreAction, type StoreCandidate } from "./plan.js";
 import { POINTER_SUFFIX, contentKey, parsePointer, serializePointer } from "./pointer.js";
@@ -16,7 +16,7 @@ import { acquireLock, isStaleTempFile, writeFileAtomic } from "./state.js";
 import { bufferSource, fileSource, stageSource } from "./source.js";
 import { PARTIAL_SUFFIX } from "./transfer.js";
 import { gaveUp, giveUpAfter, mapConcurrent, mergeAsync, storeDownCounter } from "../objectstores/batch.js";
-import type { StagedUpload, StoreOutcome, StoreRequest } from "../objectstores/types.js";
+import type { ObjectStore, StagedUpload, StoreOutcome, StoreRequest } from "../objectstores/types.js";
 
 export interface StoreOptions {
   /** Files or folders under shelves/ (relative to cwd); default all of shelves/. */
@@ -341,7 +341,7 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
 
     // What killed runs left in the stores of these shelves (staged bytes that got no object) is
     // removed beside this run's work, whether or not this run stages anything itself.
-    const cleaning = new Map<unknown, Promise<void>>();
+    const cleaning = new Map<ObjectStore, Promise<void>>();
     for (const shelf of new Set(candidates.map((c) => c.shelf))) {
       const { store: s } = await session.storeFor(shelf);
       if (s.cleanUp && !cleaning.has(s)) cleaning.set(s, s.cleanUp({ signal: opts.signal }).catch(() => undefined));
@@ -390,7 +390,7 @@ export async function store(session: Session, opts: StoreOptions = {}): Promise<
               let h: FileDigests & { data?: Buffer };
               let mtime: number;
               if (whole || (st && st.size <= IN_MEMORY_MAX_BYTES)) {
-                const small = whole ? { ...hashBytes(whole.data, md5PartSize), ...whole } : await readAndHash(file, md5PartSize);
+                const small = whole ? hashWhole(whole, md5PartSize) : await readAndHash(file, md5PartSize);
                 h = small;
                 mtime = Math.floor(small.mtimeMs / 1000);
                 session.report({ type: "bytes", n: h.size });

@@ -5,7 +5,8 @@ import { basename, dirname, join } from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { crashPoint } from "./crash-point.js";
-import { IntegrityError } from "./errors.js";
+import { IntegrityError, PantriError } from "./errors.js";
+import { symlinkError } from "./safe-path.js";
 import type { ObjectStore, RetrieveRequest, RequestOptions } from "../objectstores/types.js";
 
 /** Suffix of in-progress downloads; `cleanPartials` and retrieve recognise leftovers by it. */
@@ -41,15 +42,14 @@ export function fitName(name: string, extra: number): string {
 }
 
 /**
- * The size of a partial file to resume; -1 when there is none. Anything there but a regular file
- * (a symlink someone planted) is removed, never followed: nothing is written outside dest.
+ * The size of a partial file to resume; -1 when there is none. A symlink (or anything but a
+ * regular file) at that name fails the item, as any symlink met inside dest does: never followed.
  */
 async function partialSize(path: string): Promise<number> {
   const st = await lstat(path).catch(() => null);
   if (!st) return -1;
   if (st.isFile()) return st.size;
-  await rm(path, { force: true });
-  return -1;
+  throw st.isSymbolicLink() ? symlinkError(path) : new PantriError(`${path} is not a regular file; remove it`);
 }
 
 /** Never through a symlink at the partial file's name (see partialSize). */
@@ -112,24 +112,15 @@ const IN_MEMORY_DOWNLOAD_MAX_BYTES = 1 << 20;
  * so a mismatch or a transport error leaves no partial file (the whole object is fetched again).
  */
 async function downloadSmall(store: ObjectStore, req: RetrieveRequest, part: string, opts: RequestOptions): Promise<void> {
-  const hash = createHash("sha256");
+  const got = receiver(store, req, opts);
   const chunks: Buffer[] = [];
-  let received = 0;
-  const half = req.size / 2;
   const body: Readable = await store.get(req.key, { signal: opts.signal });
   for await (const c of body) {
-    const chunk = c as Buffer;
-    if (received < half && received + chunk.length >= half) crashPoint("mid-download");
-    received += chunk.length;
-    if (received > req.size) {
-      body.destroy();
-      throw new IntegrityError(`${store.description}, object ${req.key}: more than the ${req.size} bytes its pointer promises (corrupted in the store or on transfer)`);
-    }
-    hash.update(chunk);
-    chunks.push(chunk);
-    opts.onBytes?.(chunk.length);
+    got.take(c as Buffer); // leaving the loop by a throw destroys the body
+    chunks.push(c as Buffer);
   }
-  checkReceived(store, req, received, hash.digest("hex"));
+  const received = got.received();
+  checkReceived(store, req, received, got.hash.digest("hex"));
   const data = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, received);
   try {
     // Never through a symlink someone put at the temporary name.
@@ -147,6 +138,29 @@ async function downloadSmall(store: ObjectStore, req: RetrieveRequest, part: str
   }
 }
 
+/**
+ * Counts and hashes an object's bytes as they arrive (both download paths): fails as soon as there
+ * are more than the pointer promises, reports progress, and marks the crash point "mid-download".
+ */
+function receiver(store: ObjectStore, req: RetrieveRequest, opts: RequestOptions, start = 0) {
+  const hash = createHash("sha256");
+  const half = req.size / 2;
+  let received = start;
+  return {
+    hash,
+    received: () => received,
+    take(chunk: Buffer): void {
+      if (received < half && received + chunk.length >= half) crashPoint("mid-download");
+      received += chunk.length;
+      if (received > req.size) {
+        throw new IntegrityError(`${store.description}, object ${req.key}: more than the ${req.size} bytes its pointer promises (corrupted in the store or on transfer)`);
+      }
+      hash.update(chunk);
+      opts.onBytes?.(chunk.length);
+    },
+  };
+}
+
 /** Throws IntegrityError, naming the object and the file left as it was, unless size and sha256 match the pointer. */
 function checkReceived(store: ObjectStore, req: RetrieveRequest, received: number, digest: string): void {
   if (received === req.size && digest === req.sha256) return;
@@ -157,20 +171,16 @@ function checkReceived(store: ObjectStore, req: RetrieveRequest, received: numbe
 }
 
 async function fetchInto(store: ObjectStore, req: RetrieveRequest, part: string, start: number, opts: RequestOptions): Promise<void> {
-  const hash = createHash("sha256");
-  if (start > 0) await hashPrefix(part, hash);
-  let received = start;
-  const half = req.size / 2;
+  const got = receiver(store, req, opts, start);
+  if (start > 0) await hashPrefix(part, got.hash);
   const verify = new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      if (received < half && received + chunk.length >= half) crashPoint("mid-download");
-      received += chunk.length;
-      if (received > req.size) {
-        cb(new IntegrityError(`${store.description}, object ${req.key}: more than the ${req.size} bytes its pointer promises (corrupted in the store or on transfer)`));
+      try {
+        got.take(chunk);
+      } catch (err) {
+        cb(err as Error);
         return;
       }
-      hash.update(chunk);
-      opts.onBytes?.(chunk.length);
       cb(null, chunk);
     },
   });
@@ -187,9 +197,9 @@ async function fetchInto(store: ObjectStore, req: RetrieveRequest, part: string,
       signal: opts.signal,
     });
   }
-  const digest = hash.digest("hex");
-  if (received !== req.size || digest !== req.sha256) await rm(part, { force: true });
-  checkReceived(store, req, received, digest);
+  const digest = got.hash.digest("hex");
+  if (got.received() !== req.size || digest !== req.sha256) await rm(part, { force: true });
+  checkReceived(store, req, got.received(), digest);
 }
 
 /** Makes sure a file exists with exact content before anything trusts it (used by tests and verify). */
