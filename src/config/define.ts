@@ -52,6 +52,8 @@ export interface SwiftStoreUserConfig {
   stagedUploads?: boolean;
   /** The smallest file uploaded while it is hashed (default 64 MiB; files above segmentSize never are). */
   stageMinBytes?: number;
+  /** Send small files (up to 256 KiB) many to an archive where the cluster offers bulk upload (default true). */
+  bulkUpload?: boolean;
 }
 
 /** The built-in S3 store; credentials come from the AWS SDK's default chain. */

@@ -195,6 +195,7 @@ const STORE_SPECS: ReadonlyMap<string, Spec> = new Map([
       listPageSize: { alias: "list_page_size", check: positiveInteger },
       stagedUploads: { alias: "staged_uploads", check: boolean },
       stageMinBytes: { alias: "stage_min_bytes", check: positiveInteger },
+      bulkUpload: { alias: "bulk_upload", check: boolean },
       concurrency: { check: positiveInteger },
     }),
   ],

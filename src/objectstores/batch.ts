@@ -122,7 +122,7 @@ export async function* mergeAsync<T>(...sources: AsyncGenerator<T>[]): AsyncGene
 export const PUT_WITHOUT_HEAD_MAX_BYTES = 1 << 20;
 
 /** The one-object store step: head, then upload unless already present. Retried as a whole. */
-async function storeOne<T>(store: BaseObjectStore, req: StoreRequest<T>, opts: BatchOptions): Promise<StoreOutcome<T>> {
+export async function storeOne<T>(store: BaseObjectStore, req: StoreRequest<T>, opts: BatchOptions): Promise<StoreOutcome<T>> {
   // Each request is retried on its own: retrying HEAD and PUT as one unit would make a flaky
   // store fail an object when either of two requests failed on every attempt.
   const retry = { signal: opts.signal };
@@ -166,7 +166,7 @@ export function gaveUp(err: unknown): Error {
  * Without this, a dead server would cost every remaining object attempts x timeout: hours for a
  * big shelf. Failures that are about one object (missing, corrupt) do not count.
  */
-async function* failFast<T extends { error?: Error }>(outcomes: AsyncGenerator<T>, store: string, limit: number): AsyncGenerator<T> {
+export async function* failFast<T extends { error?: Error }>(outcomes: AsyncGenerator<T>, store: string, limit: number): AsyncGenerator<T> {
   const downAfter = storeDownCounter(store, limit);
   for await (const o of outcomes) {
     yield o;
@@ -208,7 +208,7 @@ export function giveUpAfter(concurrency: number): number {
  * pipeline, a retry's sleep: a few listeners each), so at --concurrency 16 Node would warn of
  * a listener leak that is none. Raise the signal's limit to what this batch can hold.
  */
-function shareSignal(signal: AbortSignal | undefined, concurrency: number): void {
+export function shareSignal(signal: AbortSignal | undefined, concurrency: number): void {
   if (!signal) return;
   const needed = 4 * concurrency + 10;
   if (getMaxListeners(signal) < needed) setMaxListeners(needed, signal);

@@ -7,7 +7,8 @@ import { Readable, Transform } from "node:stream";
 import { ConfigError, StoreError, errorMessage } from "../core/errors.js";
 import { withRetry } from "../core/retry.js";
 import { alive, writeFileAtomic } from "../core/state.js";
-import { withBatch } from "./batch.js";
+import { DEFAULT_CONCURRENCY, failFast, gaveUp, giveUpAfter, mapConcurrent, shareSignal, storeOne, withBatch } from "./batch.js";
+import { BULK_MAX_OBJECT_BYTES, BULK_MIN_OBJECTS, bulkUnits, groupDigits, groupPrefix, md5Of, parseBulkReport, tarArchive, type BulkReport } from "./swift-bulk.js";
 import { KEYSTONE_INTERFACES, KeystoneV3, type KeystoneCredential, type KeystoneInterface } from "./swift-keystone.js";
 import {
   PreIssuedToken,
@@ -20,7 +21,9 @@ import {
   type SwiftResponse,
 } from "./swift-client.js";
 import type {
+  BatchOptions,
   GetOptions,
+  ObjectStore,
   ObjectMeta,
   PutSource,
   RequestOptions,
@@ -30,6 +33,8 @@ import type {
   StoreContext,
   StoreFactory,
   StoreOptions,
+  StoreOutcome,
+  StoreRequest,
 } from "./types.js";
 
 /**
@@ -64,6 +69,8 @@ const DEFAULT_STAGE_MIN_BYTES = 64 * 1024 * 1024;
 const DEFAULT_TIMEOUT_MS = 60_000;
 /** Swift's default container_listing_limit: a bigger page is silently cut to it. */
 const MAX_LIST_PAGE = 10_000;
+/** Objects of a bulk group that go up one by one at once (the group's own worker stays one of --concurrency). */
+const BULK_FALLBACK_CONCURRENCY = 4;
 /** Segment numbers are zero-padded so the segment names sort in order (as python-swiftclient does). */
 const SEGMENT_INDEX_DIGITS = 8;
 
@@ -87,6 +94,8 @@ export interface SwiftStoreOptions {
   concurrency: number | null;
   /** Upload big files while they are hashed (see stageUpload); false: always hash first. */
   stagedUploads: boolean;
+  /** Send many small objects as one archive where the cluster offers bulk upload (./swift-bulk.ts). */
+  bulkUpload: boolean;
   stageMinBytes: number;
 }
 
@@ -249,6 +258,7 @@ export function parseSwiftOptions(options: StoreOptions, context: StoreContext):
     listPageSize: int("listPageSize", MAX_LIST_PAGE, 1, MAX_LIST_PAGE),
     concurrency,
     stagedUploads: bool("stagedUploads", true),
+    bulkUpload: bool("bulkUpload", true),
     stageMinBytes: int("stageMinBytes", DEFAULT_STAGE_MIN_BYTES, 1, MAX_SEGMENT_SIZE, " bytes"),
   };
   if (problems.length) throw new ConfigError("invalid swift store configuration", problems);
@@ -272,6 +282,8 @@ interface ManifestEntry {
 interface ListingEntry {
   name: string;
   bytes: number;
+  /** The object's ETag: the MD5 of its bytes for all but large objects. */
+  hash?: string;
 }
 
 function isListing(v: unknown): v is ListingEntry[] {
@@ -804,7 +816,7 @@ const createSwiftStore: StoreFactory = (options, context) => {
     return res.body;
   }
 
-  async function* list(prefix: string, opts: RequestOptions = {}): AsyncGenerator<ObjectMeta> {
+  async function* listEntries(prefix: string, opts: RequestOptions = {}): AsyncGenerator<ListingEntry> {
     let marker = "";
     for (;;) {
       const page = await withRetry(
@@ -822,12 +834,16 @@ const createSwiftStore: StoreFactory = (options, context) => {
         },
         { signal: opts.signal, onRetry: logRetry(`listing "${prefix}"`) },
       );
-      for (const e of page) yield { key: e.name, size: e.bytes };
+      yield* page;
       const last = page.at(-1);
       // A short page is the last one; a full page may be followed by more.
       if (!last || page.length < o.listPageSize) return;
       marker = last.name;
     }
+  }
+
+  async function* list(prefix: string, opts: RequestOptions = {}): AsyncGenerator<ObjectMeta> {
+    for await (const e of listEntries(prefix, opts)) yield { key: e.name, size: e.bytes };
   }
 
   async function remove(key: string, opts: RequestOptions = {}): Promise<void> {
@@ -855,7 +871,177 @@ const createSwiftStore: StoreFactory = (options, context) => {
     }
   }
 
-  return withBatch({
+  /** Whether the cluster offers bulk upload (`bulk_upload` in /info), asked once. */
+  let bulkOffered: Promise<boolean> | undefined;
+
+  /** The number of objects in the container (0 when it does not exist yet). */
+  async function containerObjects(signal?: AbortSignal): Promise<number> {
+    const res = await withRetry(() => client.request({ method: "HEAD", container: o.container, accept: [404], signal }), { signal, onRetry: logRetry("HEAD of the container") });
+    await res.body.dump();
+    if (res.status === 404) return 0;
+    const n = Number(header(res.headers, "x-container-object-count"));
+    return Number.isSafeInteger(n) && n >= 0 ? n : Number.POSITIVE_INFINITY;
+  }
+
+  /** Size and MD5 of every object under `prefix`, by key. */
+  async function listed(prefix: string, signal?: AbortSignal): Promise<Map<string, { size: number; md5?: string }>> {
+    const found = new Map<string, { size: number; md5?: string }>();
+    for await (const e of listEntries(prefix, { signal })) found.set(e.name, { size: e.bytes, md5: bareEtag(e.hash) });
+    return found;
+  }
+
+  /** One archive through the bulk middleware; its report, or null when Swift sent none. */
+  async function putArchive(archive: Buffer, signal?: AbortSignal): Promise<BulkReport | null> {
+    return withRetry(
+      async () => {
+        const res = await client.request({
+          method: "PUT",
+          container: o.container,
+          query: { "extract-archive": "tar" },
+          headers: { accept: "application/json", "content-type": "application/x-tar", "content-length": String(archive.length) },
+          body: () => archive,
+          signal,
+        });
+        return parseBulkReport(await res.body.text());
+      },
+      { signal, onRetry: logRetry("bulk upload") },
+    );
+  }
+
+  /**
+   * Stores a group of small objects sharing the listing prefix `prefix` as one archive, and
+   * verifies each by listing (see ./swift-bulk.ts). What the listing does not show verified is
+   * settled one by one (settleAlone).
+   */
+  async function storeGroup<T>(group: StoreRequest<T>[], prefix: string, opts: BatchOptions): Promise<StoreOutcome<T>[]> {
+    const { signal } = opts;
+    const outcomes: StoreOutcome<T>[] = [];
+    const todo = new Set(group);
+    /** Went out in an archive and may be stored: never trusted before its MD5 is seen. */
+    const sent = new Set<StoreRequest<T>>();
+    const done = (request: StoreRequest<T>, uploaded: boolean) => {
+      todo.delete(request);
+      outcomes.push({ request, uploaded });
+    };
+    try {
+      const before = await listed(prefix, signal);
+      const send = new Map<string, StoreRequest<T>>();
+      for (const r of group) {
+        if (before.get(r.key)?.size === r.source.size || send.has(r.key)) done(r, false);
+        // One listed with another size goes the one-request way, whose precondition keeps it as it is.
+        else if (!before.has(r.key)) send.set(r.key, r);
+      }
+      if (send.size) {
+        for (const r of send.values()) sent.add(r);
+        const archive = tarArchive([...send.values()].map((r) => ({ name: r.key, data: r.source.bytes ?? Buffer.alloc(0) })));
+        const report = await putArchive(archive, signal);
+        client.log(
+          `swift: bulk upload of ${send.size} objects under "${prefix}": ${report ? `${report.created} created, ${report.errors.length} failed (${report.status})` : "no report"}`,
+        );
+        for (const e of report?.errors ?? []) {
+          const r = send.get(e.path.slice(o.container.length + 1));
+          if (r) sent.delete(r); // not created: it goes up on its own
+        }
+        const after = report?.created === 0 ? new Map<string, { size: number; md5?: string }>() : await listed(prefix, signal);
+        for (const r of sent) {
+          const stored = after.get(r.key);
+          if (stored?.size === r.source.size && stored.md5 === md5Of(r.source)) {
+            opts.onBytes?.(r.source.size);
+            done(r, true);
+          }
+        }
+      }
+    } catch (err) {
+      client.log(`swift: bulk upload under "${prefix}" failed (${errorMessage(err)}); settling its ${todo.size} objects one by one`);
+    }
+    for await (const out of mapConcurrent(todo, BULK_FALLBACK_CONCURRENCY, (r) => settleAlone(r, sent.has(r), opts))) outcomes.push(out);
+    return outcomes;
+  }
+
+  /**
+   * An object of a group that the listing did not show verified. If it went out in an archive,
+   * a HEAD asks about it (container listings may lag behind new objects): stored with the MD5
+   * pantri hashed, it is done; stored with other bytes, it is removed. Then it goes up the
+   * one-request way, whose create-only PUT and ETag check stand for it.
+   */
+  async function settleAlone<T>(r: StoreRequest<T>, sent: boolean, opts: BatchOptions): Promise<StoreOutcome<T>> {
+    if (sent) {
+      try {
+        const md5 = md5Of(r.source);
+        const stored = await withRetry(() => headMd5(r.key, opts.signal), { signal: opts.signal, onRetry: logRetry(`HEAD of ${r.key}`) });
+        if (stored?.size === r.source.size && stored.md5 === md5) {
+          opts.onBytes?.(r.source.size);
+          return { request: r, uploaded: true };
+        }
+        if (stored) {
+          client.log(`swift: ${r.key} was stored with MD5 ${stored.md5 ?? "?"} and ${stored.size} bytes, not ${md5} and ${r.source.size}; removing it`);
+          await withRetry(() => remove(r.key, { signal: opts.signal }), { signal: opts.signal, onRetry: logRetry(`removing ${r.key}`) });
+        }
+      } catch (err) {
+        // Unknown or other bytes left under the key: the create-only PUT would take them for ours.
+        return { request: r, uploaded: false, error: gaveUp(err) };
+      }
+    }
+    return storeOne(store, r, opts);
+  }
+
+  /** HEAD for size and ETag, null when missing. */
+  async function headMd5(key: string, signal?: AbortSignal): Promise<{ size: number; md5?: string } | null> {
+    const res = await client.request({ method: "HEAD", container: o.container, object: key, accept: [404], key, signal });
+    await res.body.dump();
+    if (res.status === 404) return null;
+    return { size: Number(header(res.headers, "content-length")), md5: bareEtag(header(res.headers, "etag")) };
+  }
+
+  /**
+   * storeObjects with bulk upload: small objects whose content is in memory go up in archives
+   * (see ./swift-bulk.ts), the rest through the batch layer's one-object step, all under one
+   * concurrency limit. Without bulk upload on the cluster, it is the batch layer's own.
+   */
+  function storeObjectsBulk<T>(
+    requests: Iterable<StoreRequest<T>> | AsyncIterable<StoreRequest<T>>,
+    opts: BatchOptions,
+    perObject: ObjectStore["storeObjects"],
+  ): AsyncGenerator<StoreOutcome<T>> {
+    // A handful handed over at once (a staged file's one): no archive could fill, so ask the cluster nothing.
+    if (Array.isArray(requests) && requests.length < BULK_MIN_OBJECTS) return perObject(requests, opts);
+    const concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
+    shareSignal(opts.signal, concurrency);
+    async function* outcomes(): AsyncGenerator<StoreOutcome<T>> {
+      bulkOffered ??= client.capabilities(opts.signal).then((info) => info !== null && typeof info.bulk_upload === "object" && info.bulk_upload !== null);
+      let objects: number | null = (await bulkOffered) ? await containerObjects(opts.signal) : null;
+      if (objects === null) client.log("swift: the cluster offers no bulk upload; one request per object");
+      const groupOf = (r: StoreRequest<T>): string | null => {
+        if (objects === null || !r.source.bytes || r.source.size > BULK_MAX_OBJECT_BYTES || md5Of(r.source) === undefined) return null;
+        // Each object grouped is counted in: the container grows as the run goes on.
+        const digits = groupDigits(objects);
+        const prefix = digits === null ? null : groupPrefix(r.key, digits);
+        if (prefix !== null) objects++;
+        return prefix;
+      };
+      // A key met again in this run waits until the rest is done, then finds its object there:
+      // two groups (or a group and a single PUT) racing for one key would both upload it.
+      const seen = new Set<string>();
+      const again: StoreRequest<T>[] = [];
+      async function* firsts(): AsyncGenerator<StoreRequest<T>> {
+        for await (const r of requests) {
+          if (seen.has(r.key)) again.push(r);
+          else {
+            seen.add(r.key);
+            yield r;
+          }
+        }
+      }
+      const units = bulkUnits(firsts(), groupOf);
+      for await (const done of mapConcurrent(units, concurrency, async (u) => ("single" in u ? [await storeOne(store, u.single, opts)] : storeGroup(u.group, u.prefix, opts)))) {
+        yield* done;
+      }
+      yield* mapConcurrent(again, concurrency, (r) => storeOne(store, r, opts));
+    }
+    return failFast(outcomes(), description, giveUpAfter(concurrency));
+  }
+
+  const store = withBatch({
     description,
     md5PartSize: o.segmentSize,
     ...(o.stagedUploads ? { stageUpload, stageMinBytes: o.stageMinBytes } : {}),
@@ -896,6 +1082,11 @@ const createSwiftStore: StoreFactory = (options, context) => {
     },
     close: () => client.close(),
   });
+  if (o.bulkUpload) {
+    const perObject = store.storeObjects.bind(store);
+    store.storeObjects = <T>(requests: Iterable<StoreRequest<T>> | AsyncIterable<StoreRequest<T>>, opts: BatchOptions = {}) => storeObjectsBulk(requests, opts, perObject);
+  }
+  return store;
 };
 
 export default createSwiftStore;

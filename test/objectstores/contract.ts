@@ -225,6 +225,39 @@ export function runStoreContract(
       expect(second.map((o) => [o.uploaded, o.error])).toEqual(Array(20).fill([false, undefined]));
     });
 
+    it("storeObjects of many small in-memory objects under content keys (as store sends them): each stored once, read back exact", async () => {
+      const md5 = (b: Buffer) => createHash("md5").update(b).digest("hex");
+      // 60 small ones (one empty, one twice), one over the size any store batches, one stored before.
+      const bufs: Buffer[] = [Buffer.alloc(0), ...Array.from({ length: 59 }, (_, i) => randomBytes(1 + i * 97)), randomBytes(300 * 1024)];
+      const before = randomBytes(77);
+      bufs.push(before, bufs[5] as Buffer);
+      const keyOf = (b: Buffer) => `${run}sha256/${sha256Hex(b).slice(0, 2)}/${sha256Hex(b)}`;
+      await put(keyOf(before), before);
+      bufs.forEach((b) => created.add(keyOf(b)));
+      const requests = (): StoreRequest<number>[] =>
+        bufs.map((b, i) => ({
+          key: keyOf(b),
+          // As store hands small files over: the content in memory, and (most) with the MD5 of their single part.
+          source: { ...sourceFromBuffer(b), bytes: b, ...(i % 3 ? { md5Parts: [md5(b)] } : {}) },
+          item: i,
+        }));
+
+      const first = await collect(store.storeObjects(requests(), { concurrency: 4 }));
+      expect(first.map((o) => o.error?.message)).toEqual(Array(bufs.length).fill(undefined));
+      expect(first.map((o) => o.request.item).sort((a, b) => a - b)).toEqual([...bufs.keys()]);
+      const uploaded = first.filter((o) => o.uploaded).map((o) => o.request.item);
+      // Everything new once; the object stored before and the second copy of bufs[5] not again.
+      expect(uploaded.length).toBe(bufs.length - 2);
+      expect(uploaded).not.toContain(bufs.length - 2);
+      for (const b of bufs) {
+        expect(await store.head(keyOf(b))).toEqual({ key: keyOf(b), size: b.length });
+        expect((await get(keyOf(b))).equals(b)).toBe(true);
+      }
+
+      const second = await collect(store.storeObjects(requests(), { concurrency: 4 }));
+      expect(second.map((o) => [o.uploaded, o.error])).toEqual(Array(bufs.length).fill([false, undefined]));
+    });
+
     it("retrieveObjects writes exact bytes with the given mtime and leaves no temp files", async () => {
       const dest = join(tmp, "retrieve");
       await mkdir(dest, { recursive: true });

@@ -148,6 +148,83 @@ describe("swift store against a stub server without static large objects", () =>
   });
 });
 
+describe("swift bulk upload against a stub server whose listings lag behind", () => {
+  it("asks about each object the listing does not show, trusts only the right MD5, and removes and re-sends one stored damaged", async () => {
+    const md5 = (b: Buffer) => createHash("md5").update(b).digest("hex");
+    const bufs = Array.from({ length: 10 }, (_, i) => randomBytes(300 + i));
+    const keys = bufs.map((b) => `sha256/${sha256Hex(b).slice(0, 2)}/${sha256Hex(b)}`);
+    const damaged = keys[3] as string;
+    const objects = new Map<string, Buffer>();
+    const requests: string[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const body = Buffer.concat(chunks);
+        const url = new URL(req.url ?? "/", "http://stub");
+        const name = decodeURIComponent(url.pathname.replace(/^\/v1\/AUTH_x\/c\/?/, ""));
+        requests.push(`${req.method} ${url.pathname}${url.search}`);
+        const port = (server.address() as AddressInfo).port;
+        if (url.pathname === "/info") res.writeHead(200).end(JSON.stringify({ bulk_upload: { max_failed_extractions: 1000 } }));
+        else if (url.pathname === "/auth/v1.0") res.writeHead(200, { "x-storage-url": `http://127.0.0.1:${port}/v1/AUTH_x`, "x-auth-token": "AUTH_tk-stub" }).end();
+        else if (req.method === "GET" && name === "") res.writeHead(200, { "content-type": "application/json" }).end("[]"); // the listing lags: shows nothing yet
+        else if (req.method === "HEAD" && name === "") res.writeHead(204, { "x-container-object-count": "0" }).end();
+        else if (req.method === "PUT" && url.searchParams.get("extract-archive") === "tar") {
+          // A ustar reader for the stub: name at 0, octal size at 124, content after each header.
+          let created = 0;
+          for (let at = 0; at + 512 <= body.length && body[at] !== 0; ) {
+            const entry = body.subarray(at, at + 100).toString().replace(/\0.*$/s, "");
+            const size = Number.parseInt(body.subarray(at + 124, at + 136).toString(), 8);
+            const data = Buffer.from(body.subarray(at + 512, at + 512 + size));
+            if (entry === damaged) data[0] = (data[0] ?? 0) ^ 0xff; // damaged on the way
+            objects.set(entry, data);
+            created++;
+            at += 512 + Math.ceil(size / 512) * 512;
+          }
+          res.writeHead(200).end(`  ${JSON.stringify({ "Response Status": "201 Created", "Number Files Created": created, Errors: [] })}`);
+        } else if (req.method === "HEAD") {
+          const data = objects.get(name);
+          if (data) res.writeHead(200, { "content-length": String(data.length), etag: md5(data) }).end();
+          else res.writeHead(404).end();
+        } else if (req.method === "DELETE") {
+          res.writeHead(objects.delete(name) ? 204 : 404).end();
+        } else if (req.method === "PUT") {
+          if (objects.has(name) && req.headers["if-none-match"] === "*") res.writeHead(412).end();
+          else if (req.headers.etag && req.headers.etag !== md5(body)) res.writeHead(422).end();
+          else {
+            objects.set(name, body);
+            res.writeHead(201, { etag: md5(body) }).end();
+          }
+        } else res.writeHead(400).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const cache = await mkdtemp(join(tmpdir(), "pantri-stub-cache-"));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const log: string[] = [];
+      const store = await createSwiftStore(
+        { authUrl: `http://127.0.0.1:${port}/auth/v1.0`, user: "a:b", key: "k", container: "c" },
+        { repoRoot: cache, cacheDir: cache, env: {}, log: (m) => log.push(m) },
+      );
+      const reqs = bufs.map((b, i) => ({ key: keys[i] as string, source: { ...sourceFromBuffer(b), bytes: b, md5Parts: [md5(b)] }, item: i }));
+      const outcomes = await collect(store.storeObjects(reqs, { concurrency: 4 }));
+      expect(outcomes.map((o) => [o.uploaded, o.error?.message]).sort()).toEqual(Array(10).fill([true, undefined]));
+      expect(requests.filter((r) => r.includes("extract-archive"))).toHaveLength(1);
+      // Each object asked about once (the damaged one again before its removal), then only it re-sent alone.
+      for (const k of keys) expect(requests).toContain(`HEAD /v1/AUTH_x/c/${k}`);
+      expect(requests.filter((r) => r.startsWith("DELETE"))).toEqual([`DELETE /v1/AUTH_x/c/${damaged}`]);
+      expect(requests.filter((r) => r.startsWith("PUT /v1/AUTH_x/c/sha256"))).toEqual([`PUT /v1/AUTH_x/c/${damaged}`]);
+      expect(log.some((l) => l.startsWith(`swift: ${damaged} was stored with MD5`))).toBe(true);
+      for (let i = 0; i < bufs.length; i++) expect(objects.get(keys[i] as string)?.equals(bufs[i] as Buffer)).toBe(true);
+      await store.close?.();
+    } finally {
+      server.close();
+      await rm(cache, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("password file", () => {
   let dir: string;
   beforeAll(async () => {
@@ -255,6 +332,75 @@ describeSwift("swift store on a real Swift", (ep: SwiftEndpoints) => {
     // 1 MiB segments: the contract's 3 MiB object goes through a Static Large Object.
     store: await open({ container: uniqueContainer("pantri-contract"), listPageSize: 10 }),
   }));
+
+  describe("bulk upload of small objects", () => {
+    const md5 = (b: Buffer) => createHash("md5").update(b).digest("hex");
+    const keyOf = (b: Buffer) => `sha256/${sha256Hex(b).slice(0, 2)}/${sha256Hex(b)}`;
+    const request = (b: Buffer, i: number, md5Parts = [md5(b)]) => ({ key: keyOf(b), source: { ...sourceFromBuffer(b), bytes: b, md5Parts }, item: i });
+    const archives = (log: string[]) => log.map((l) => /^swift: bulk upload of (\d+) objects/.exec(l)?.[1]).filter((n) => n !== undefined).map(Number);
+    const objectPuts = (log: string[], c: string) => log.filter((l) => new RegExp(`^swift: PUT \\S+/${c}/sha256/.* -> 201`).test(l)).length;
+
+    it("sends many small objects as a few archives, each verified by listing, and a second run sends nothing", async () => {
+      const c = container("pantri-bulk");
+      const log: string[] = [];
+      const store = await open({ container: c }, log);
+      const bufs = Array.from({ length: 300 }, (_, i) => randomBytes(500 + i));
+      const first = await collect(store.storeObjects(bufs.map((b, i) => request(b, i)), { concurrency: 4 }));
+      expect(first.map((o) => [o.uploaded, o.error?.message])).toEqual(Array(300).fill([true, undefined]));
+      // Almost all went up in archives (the first group while the container was near empty, then
+      // by first hex digit); only groups left under BULK_MIN_OBJECTS at the end went alone.
+      const inArchives = archives(log).reduce((a, b) => a + b, 0);
+      expect(inArchives).toBeGreaterThanOrEqual(240);
+      expect(archives(log).length).toBeLessThan(30);
+      expect(inArchives + objectPuts(log, c)).toBe(300);
+      // What Swift holds is what was sent, as the swift command sees it.
+      const listing = JSON.parse(await swift("list", "--json", c)) as Array<{ name: string; bytes: number; hash: string }>;
+      expect(listing.map((e) => [e.name, e.bytes, e.hash]).sort()).toEqual(bufs.map((b) => [keyOf(b), b.length, md5(b)]).sort());
+      expect((await readAll(await store.get(keyOf(bufs[123] as Buffer)))).equals(bufs[123] as Buffer)).toBe(true);
+
+      log.length = 0;
+      const second = await collect(store.storeObjects(bufs.map((b, i) => request(b, i)), { concurrency: 4 }));
+      expect(second.map((o) => [o.uploaded, o.error])).toEqual(Array(300).fill([false, undefined]));
+      expect(archives(log)).toEqual([]); // each group's listing showed its objects there
+      expect(objectPuts(log, c)).toBe(0);
+    });
+
+    it("removes an object whose MD5 is not the one pantri hashed and sends it alone, where Swift refuses it; the rest are stored", async () => {
+      const c = container("pantri-bulk-bad");
+      const log: string[] = [];
+      const store = await open({ container: c }, log);
+      const bufs = Array.from({ length: 20 }, (_, i) => randomBytes(100 + i));
+      // As if the file changed between hashing and sending: the bytes are not what the MD5 (and the sha256 key) name.
+      const reqs = bufs.map((b, i) => (i === 7 ? request(b, i, [md5(Buffer.from("other bytes"))]) : request(b, i)));
+      const outcomes = await collect(store.storeObjects(reqs, { concurrency: 4 }));
+      const bad = outcomes.find((o) => o.request.item === 7);
+      expect(bad?.error).toBeInstanceOf(StoreError);
+      expect(bad?.error?.message).toMatch(/refused the upload \(422\)/);
+      expect(outcomes.filter((o) => o.request.item !== 7).map((o) => [o.uploaded, o.error])).toEqual(Array(19).fill([true, undefined]));
+      expect(archives(log)).toEqual([20]);
+      expect(log.some((l) => l.includes(`${keyOf(bufs[7] as Buffer)} was stored with MD5 ${md5(bufs[7] as Buffer)}`))).toBe(true);
+      expect(await store.head(keyOf(bufs[7] as Buffer))).toBeNull();
+      expect(await store.head(keyOf(bufs[8] as Buffer))).toEqual({ key: keyOf(bufs[8] as Buffer), size: 108 });
+    });
+
+    it("with bulkUpload false, or for objects over 256 KiB, sends one create-only PUT per object", async () => {
+      const c = container("pantri-nobulk");
+      const log: string[] = [];
+      const off = await open({ container: c, bulkUpload: false }, log);
+      const bufs = Array.from({ length: 12 }, (_, i) => randomBytes(50 + i));
+      const outcomes = await collect(off.storeObjects(bufs.map((b, i) => request(b, i)), { concurrency: 4 }));
+      expect(outcomes.every((o) => o.uploaded && !o.error)).toBe(true);
+      expect(archives(log)).toEqual([]);
+      expect(objectPuts(log, c)).toBe(12);
+
+      log.length = 0;
+      const on = await open({ container: c }, log);
+      const big = Array.from({ length: 10 }, () => randomBytes(256 * 1024 + 1));
+      expect((await collect(on.storeObjects(big.map((b, i) => request(b, i)), { concurrency: 4 }))).every((o) => o.uploaded && !o.error)).toBe(true);
+      expect(archives(log)).toEqual([]);
+      expect(objectPuts(log, c)).toBe(10);
+    });
+  });
 
   describe("swift specifics", () => {
     it("stores a 5 MiB + 3 object as a Static Large Object of 1 MiB segments, and reads it back", async () => {
