@@ -585,10 +585,16 @@ export class Git {
     const under = underAny(wanted);
     const chosen = staged.filter(under);
     if (chosen.length === 0) return null;
-    // A partial commit (paths given) takes only those paths; other staged entries stay staged.
-    await this.run([LITERAL, "commit", "--quiet", "--only", "-m", message, "--pathspec-from-file=-", "--pathspec-file-nul"], {
-      input: nulJoin(chosen),
-    });
+    if (chosen.length === staged.length) {
+      // Nothing else is staged: the index is the commit. (A partial commit would hash every
+      // path again into a temporary index: a third of a second per 2,000 pointers.)
+      await this.run(["commit", "--quiet", "-m", message]);
+    } else {
+      // A partial commit (paths given) takes only those paths; other staged entries stay staged.
+      await this.run([LITERAL, "commit", "--quiet", "--only", "-m", message, "--pathspec-from-file=-", "--pathspec-file-nul"], {
+        input: nulJoin(chosen),
+      });
+    }
     return this.head();
   }
 
