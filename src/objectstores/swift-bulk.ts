@@ -21,20 +21,30 @@ import type { StoreRequest } from "./types.js";
  * single PUT.
  *
  * Listings cost entries, so a group is the objects whose sha256 begins with the same few hex
- * digits, as many digits as keep the container's objects in that range around one archive's
- * worth (groupDigits): a listing then costs about what it verifies.
+ * digits, as many digits as keep the container's objects in that range around BULK_GROUP_OBJECTS
+ * (groupDigits): a listing then costs about what it verifies. A group goes up as archives of up
+ * to BULK_MAX_OBJECTS as it fills.
  */
 
 /** Objects up to this size may go up in an archive; bigger ones are worth their own request. */
 export const BULK_MAX_OBJECT_BYTES = 256 * 1024;
-/** An archive holds at most this many objects ... */
-export const BULK_MAX_OBJECTS = 128;
+/**
+ * An archive holds at most this many objects ... Swift unpacks an archive one object after the
+ * other, so a big one is slow on its own: with 128 per archive, 2,000 files ended with one
+ * archive unpacking alone for 3 s while the other workers had nothing left. 64 keeps the
+ * --concurrency workers busier to the end, and lets the first archives go up while later files
+ * are still being hashed, for few more requests (Swift's CPU per object was the same at 32 and
+ * 128 per archive, within the noise).
+ */
+export const BULK_MAX_OBJECTS = 64;
 /** ... and at most this many bytes of content. */
 export const BULK_MAX_BYTES = 8 * 1024 * 1024;
 /** A group smaller than this at the end goes up one object per request: two listings and an archive would cost more. */
 export const BULK_MIN_OBJECTS = 8;
 /** Small objects held back waiting for their group to fill, at most (then the fullest group goes). */
 export const BULK_MAX_PENDING_BYTES = 32 * 1024 * 1024;
+/** A group's key range should hold about this many of the container's objects: listing it then costs about one page of what it checks. */
+export const BULK_GROUP_OBJECTS = 128;
 /**
  * Hex digits of grouping at most: past that many (a container of over half a million objects)
  * groups would rarely fill, and each object goes up the one-request way.
@@ -43,12 +53,12 @@ export const BULK_MAX_DIGITS = 3;
 
 /**
  * How many leading hex digits of the sha256 make a group when the container holds about
- * `containerObjects` objects: the fewest that leave at most BULK_MAX_OBJECTS of them per group
- * range, so listing a group's range costs about an archive's worth of entries. null: too many
+ * `containerObjects` objects: the fewest that leave at most BULK_GROUP_OBJECTS of them per group
+ * range, so listing a group's range costs about what it verifies. null: too many
  * objects for bulk upload to pay.
  */
 export function groupDigits(containerObjects: number): number | null {
-  for (let k = 0; k <= BULK_MAX_DIGITS; k++) if (containerObjects / 16 ** k <= BULK_MAX_OBJECTS) return k;
+  for (let k = 0; k <= BULK_MAX_DIGITS; k++) if (containerObjects / 16 ** k <= BULK_GROUP_OBJECTS) return k;
   return null;
 }
 

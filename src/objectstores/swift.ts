@@ -69,8 +69,6 @@ const DEFAULT_STAGE_MIN_BYTES = 64 * 1024 * 1024;
 const DEFAULT_TIMEOUT_MS = 60_000;
 /** Swift's default container_listing_limit: a bigger page is silently cut to it. */
 const MAX_LIST_PAGE = 10_000;
-/** Objects of a bulk group that go up one by one at once (the group's own worker stays one of --concurrency). */
-const BULK_FALLBACK_CONCURRENCY = 4;
 /** Segment numbers are zero-padded so the segment names sort in order (as python-swiftclient does). */
 const SEGMENT_INDEX_DIGITS = 8;
 
@@ -873,6 +871,8 @@ const createSwiftStore: StoreFactory = (options, context) => {
 
   /** Whether the cluster offers bulk upload (`bulk_upload` in /info), asked once. */
   let bulkOffered: Promise<boolean> | undefined;
+  /** Set when Swift refused a listing or archive (401/403): the rest go one request each. */
+  let bulkRefused = false;
 
   /** The number of objects in the container (0 when it does not exist yet). */
   async function containerObjects(signal?: AbortSignal): Promise<number> {
@@ -913,7 +913,7 @@ const createSwiftStore: StoreFactory = (options, context) => {
    * verifies each by listing (see ./swift-bulk.ts). What the listing does not show verified is
    * settled one by one (settleAlone).
    */
-  async function storeGroup<T>(group: StoreRequest<T>[], prefix: string, opts: BatchOptions): Promise<StoreOutcome<T>[]> {
+  async function storeGroup<T>(group: StoreRequest<T>[], prefix: string, opts: BatchOptions, emptyAtStart: boolean): Promise<StoreOutcome<T>[]> {
     const { signal } = opts;
     const outcomes: StoreOutcome<T>[] = [];
     const todo = new Set(group);
@@ -924,7 +924,9 @@ const createSwiftStore: StoreFactory = (options, context) => {
       outcomes.push({ request, uploaded });
     };
     try {
-      const before = await listed(prefix, signal);
+      // A container empty when the run began holds only what this run stored (each key once, see
+      // storeObjectsBulk) and what other hosts stored since, the same bytes: no need to ask.
+      const before = emptyAtStart ? new Map<string, { size: number; md5?: string }>() : await listed(prefix, signal);
       const send = new Map<string, StoreRequest<T>>();
       for (const r of group) {
         if (before.get(r.key)?.size === r.source.size || send.has(r.key)) done(r, false);
@@ -952,9 +954,12 @@ const createSwiftStore: StoreFactory = (options, context) => {
         }
       }
     } catch (err) {
+      // Not allowed to list or unpack here (e.g. a write-only container ACL): no more archives this run.
+      if (err instanceof StoreError && (err.status === 401 || err.status === 403)) bulkRefused = true;
       client.log(`swift: bulk upload under "${prefix}" failed (${errorMessage(err)}); settling its ${todo.size} objects one by one`);
     }
-    for await (const out of mapConcurrent(todo, BULK_FALLBACK_CONCURRENCY, (r) => settleAlone(r, sent.has(r), opts))) outcomes.push(out);
+    // One at a time: the group holds one of the batch's --concurrency slots.
+    for (const r of todo) outcomes.push(await settleAlone(r, sent.has(r), opts));
     return outcomes;
   }
 
@@ -1009,10 +1014,18 @@ const createSwiftStore: StoreFactory = (options, context) => {
     shareSignal(opts.signal, concurrency);
     async function* outcomes(): AsyncGenerator<StoreOutcome<T>> {
       bulkOffered ??= client.capabilities(opts.signal).then((info) => info !== null && typeof info.bulk_upload === "object" && info.bulk_upload !== null);
-      let objects: number | null = (await bulkOffered) ? await containerObjects(opts.signal) : null;
-      if (objects === null) client.log("swift: the cluster offers no bulk upload; one request per object");
+      let objects: number | null = null;
+      if (!(await bulkOffered)) client.log("swift: the cluster offers no bulk upload; one request per object");
+      else {
+        // Archives are checked by listing, which needs read access: without it, one request per object.
+        objects = await containerObjects(opts.signal).catch((err: unknown) => {
+          client.log(`swift: no bulk upload: cannot read the container's object count (${errorMessage(err)})`);
+          return null;
+        });
+      }
+      const emptyAtStart = objects === 0;
       const groupOf = (r: StoreRequest<T>): string | null => {
-        if (objects === null || !r.source.bytes || r.source.size > BULK_MAX_OBJECT_BYTES || md5Of(r.source) === undefined) return null;
+        if (objects === null || bulkRefused || !r.source.bytes || r.source.size > BULK_MAX_OBJECT_BYTES || md5Of(r.source) === undefined) return null;
         // Each object grouped is counted in: the container grows as the run goes on.
         const digits = groupDigits(objects);
         const prefix = digits === null ? null : groupPrefix(r.key, digits);
@@ -1033,7 +1046,7 @@ const createSwiftStore: StoreFactory = (options, context) => {
         }
       }
       const units = bulkUnits(firsts(), groupOf);
-      for await (const done of mapConcurrent(units, concurrency, async (u) => ("single" in u ? [await storeOne(store, u.single, opts)] : storeGroup(u.group, u.prefix, opts)))) {
+      for await (const done of mapConcurrent(units, concurrency, async (u) => ("single" in u ? [await storeOne(store, u.single, opts)] : storeGroup(u.group, u.prefix, opts, emptyAtStart)))) {
         yield* done;
       }
       yield* mapConcurrent(again, concurrency, (r) => storeOne(store, r, opts));

@@ -353,6 +353,8 @@ describeSwift("swift store on a real Swift", (ep: SwiftEndpoints) => {
       expect(inArchives).toBeGreaterThanOrEqual(240);
       expect(archives(log).length).toBeLessThan(30);
       expect(inArchives + objectPuts(log, c)).toBe(300);
+      // The container was empty when the run began: only the listing after each archive, none before.
+      expect(log.filter((l) => /^swift: GET \S+\?format=json/.test(l)).length).toBe(archives(log).length);
       // What Swift holds is what was sent, as the swift command sees it.
       const listing = JSON.parse(await swift("list", "--json", c)) as Array<{ name: string; bytes: number; hash: string }>;
       expect(listing.map((e) => [e.name, e.bytes, e.hash]).sort()).toEqual(bufs.map((b) => [keyOf(b), b.length, md5(b)]).sort());
@@ -381,6 +383,27 @@ describeSwift("swift store on a real Swift", (ep: SwiftEndpoints) => {
       expect(log.some((l) => l.includes(`${keyOf(bufs[7] as Buffer)} was stored with MD5 ${md5(bufs[7] as Buffer)}`))).toBe(true);
       expect(await store.head(keyOf(bufs[7] as Buffer))).toBeNull();
       expect(await store.head(keyOf(bufs[8] as Buffer))).toEqual({ key: keyOf(bufs[8] as Buffer), size: 108 });
+    });
+
+    it("with write but no read access to the container (a write ACL), stores each object with its own PUT", async () => {
+      const c = container("pantri-bulk-acl");
+      await swift("post", "-w", ep.user2, c);
+      const log: string[] = [];
+      // test2:tester2 logs in to its own account but writes into test's, as the ACL lets it. Its
+      // own cache dir: other tests here read the one token file of the shared one.
+      const store = await createSwiftStore(
+        { authUrl: ep.authUrl, user: ep.user2, key: ep.key2, storageUrl: `${ep.proxyUrl}/v1/AUTH_test`, container: c },
+        { ...context(log), cacheDir: join(workDir, "acl-cache") },
+      );
+      stores.push(store);
+      const bufs = Array.from({ length: 12 }, (_, i) => randomBytes(70 + i));
+      const outcomes = await collect(store.storeObjects(bufs.map((b, i) => request(b, i)), { concurrency: 4 }));
+      expect(outcomes.map((o) => [o.uploaded, o.error?.message])).toEqual(Array(12).fill([true, undefined]));
+      expect(log.some((l) => l.startsWith("swift: no bulk upload: cannot read the container's object count"))).toBe(true);
+      expect(archives(log)).toEqual([]);
+      expect(objectPuts(log, c)).toBe(12);
+      const listing = JSON.parse(await swift("list", "--json", c)) as Array<{ name: string; hash: string }>;
+      expect(listing.map((e) => [e.name, e.hash]).sort()).toEqual(bufs.map((b) => [keyOf(b), md5(b)]).sort());
     });
 
     it("with bulkUpload false, or for objects over 256 KiB, sends one create-only PUT per object", async () => {

@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
+  BULK_GROUP_OBJECTS,
   BULK_MAX_OBJECTS,
   BULK_MAX_PENDING_BYTES,
   BULK_MIN_OBJECTS,
@@ -69,13 +70,13 @@ describe("tarArchive", () => {
 describe("groupDigits and groupPrefix", () => {
   it("takes as many hex digits as keep about one archive's worth of the container's objects per group", () => {
     expect(groupDigits(0)).toBe(0);
-    expect(groupDigits(BULK_MAX_OBJECTS)).toBe(0);
-    expect(groupDigits(BULK_MAX_OBJECTS + 1)).toBe(1);
-    expect(groupDigits(16 * BULK_MAX_OBJECTS)).toBe(1);
-    expect(groupDigits(16 * BULK_MAX_OBJECTS + 1)).toBe(2);
-    expect(groupDigits(4096 * BULK_MAX_OBJECTS)).toBe(3);
+    expect(groupDigits(BULK_GROUP_OBJECTS)).toBe(0);
+    expect(groupDigits(BULK_GROUP_OBJECTS + 1)).toBe(1);
+    expect(groupDigits(16 * BULK_GROUP_OBJECTS)).toBe(1);
+    expect(groupDigits(16 * BULK_GROUP_OBJECTS + 1)).toBe(2);
+    expect(groupDigits(4096 * BULK_GROUP_OBJECTS)).toBe(3);
     // A huge container: groups would rarely fill, so no bulk upload.
-    expect(groupDigits(4096 * BULK_MAX_OBJECTS + 1)).toBeNull();
+    expect(groupDigits(4096 * BULK_GROUP_OBJECTS + 1)).toBeNull();
   });
 
   it("names the listing prefix holding every content key that starts with the same digits", () => {
@@ -113,7 +114,7 @@ describe("bulkUnits", () => {
     expect(units[0]).toEqual(Array.from({ length: BULK_MAX_OBJECTS }, (_, i) => `a${i}`));
     expect(units[1]).toBe("legacy");
     // At the end: 3 a's are under the minimum, so are the b's: all alone.
-    expect(units.slice(2).sort()).toEqual(["a128", "a129", "a130", ...Array.from({ length: BULK_MIN_OBJECTS - 1 }, (_, i) => `b${i}`)].sort());
+    expect(units.slice(2).sort()).toEqual([...[0, 1, 2].map((i) => `a${BULK_MAX_OBJECTS + i}`), ...Array.from({ length: BULK_MIN_OBJECTS - 1 }, (_, i) => `b${i}`)].sort());
   });
 
   it("hands out the fullest group when too many bytes wait, so memory stays bounded", async () => {
