@@ -5,14 +5,18 @@ import type { StoreRequest } from "./types.js";
  * The pure parts of the Swift store's bulk upload: many small objects go up as one tar archive
  * that Swift's `bulk` middleware unpacks into objects (`PUT <container>?extract-archive=tar`).
  *
- * Why: a small object costs Swift far more CPU than its bytes (a Python proxy, an object and a
- * container server per request; FIELD.md), so storing thousands of packages' worth of small
- * files is bound by requests. An archive of up to BULK_MAX_OBJECTS objects is one request
- * through the proxy instead of that many.
+ * Why: every request costs the client a round trip and work of its own (a connection slot,
+ * headers, a response to read and check); over thousands of small files that adds up, the more
+ * so across a network. An archive of up to BULK_MAX_OBJECTS objects is one request instead of
+ * that many: pantri's own CPU for 2,000 files of 4 KiB fell from ~4.4 s to ~2.2 s. Swift's work
+ * per object stays what it was (measured on the project's Swift: each object of an archive still
+ * passes the proxy's object pipeline, the object server and the container update), so where
+ * Swift's CPU is the limit, as on one machine, the wall clock gains little.
  *
  * What bulk upload cannot do, and how pantri makes up for it: its objects get no create-only
  * precondition and no ETag check. So a group of objects goes up as (1) a listing of the group's
- * key range, and objects found there with their size are not sent again; (2) the archive; (3) a
+ * key range, and objects found there with their size are not sent again (not needed when the
+ * container was empty when the run began); (2) the archive; (3) a
  * listing of the same range, in which every object sent must be found with the MD5 pantri
  * computed from the bytes it hashed (a HEAD asks about one that the listing does not show yet,
  * since container listings may lag). Whatever is not verified so, is removed when it holds other
