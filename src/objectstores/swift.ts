@@ -940,11 +940,13 @@ const createSwiftStore: StoreFactory = (options, context) => {
         client.log(
           `swift: bulk upload of ${send.size} objects under "${prefix}": ${report ? `${report.created} created, ${report.errors.length} failed (${report.status})` : "no report"}`,
         );
+        // Not created: it goes up on its own, without a HEAD first.
+        if (report?.created === 0) sent.clear();
         for (const e of report?.errors ?? []) {
           const r = send.get(e.path.slice(o.container.length + 1));
-          if (r) sent.delete(r); // not created: it goes up on its own
+          if (r) sent.delete(r);
         }
-        const after = report?.created === 0 ? new Map<string, { size: number; md5?: string }>() : await listed(prefix, signal);
+        const after = sent.size ? await listed(prefix, signal) : new Map<string, { size: number; md5?: string }>();
         for (const r of sent) {
           const stored = after.get(r.key);
           if (stored?.size === r.source.size && stored.md5 === md5Of(r.source)) {

@@ -30,7 +30,7 @@ async function readLikeSwift(archive: Buffer): Promise<Array<{ name: string; siz
     "    out.append({'name': info.name, 'size': info.size, 'sha256': hashlib.sha256(data).hexdigest(), 'file': info.isfile()})",
     "print(json.dumps(out))",
   ].join("\n");
-  const child = execFile("/usr/bin/python3", ["-c", script], { maxBuffer: 64 << 20 });
+  const child = execFile("python3", ["-c", script], { maxBuffer: 64 << 20 });
   const stdout = new Promise<string>((resolve, reject) => {
     let text = "";
     child.stdout?.on("data", (d: Buffer) => (text += d.toString()));
