@@ -109,10 +109,45 @@ const haveTime = existsSync(TIME);
  * Runs a command to completion; returns wall seconds and peak RSS (KiB) of the process (with
  * /usr/bin/time: the largest of it and its children). Throws with its stderr when it fails.
  */
+/** Clock ticks per second of /proc/<pid>/stat times (Linux: 100 unless the kernel says otherwise). */
+const CLK_TCK = (() => {
+  const r = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" });
+  const n = Number(r.stdout?.trim());
+  return Number.isFinite(n) && n > 0 ? n : 100;
+})();
+
+/**
+ * CPU seconds (user + system) the bench's own Swift processes (proxy, object, container, account
+ * servers and memcached, from <swiftDir>/pids) have used so far; null without that Swift. Read
+ * around each run, it shows what a client cost the server: on one machine the server competes
+ * with the client for the same cores.
+ */
+function serverCpuSeconds() {
+  if (!swiftDir) return null;
+  let ticks = 0;
+  try {
+    for (const line of readFileSync(join(swiftDir, "pids"), "utf8").split("\n")) {
+      const pid = line.trim().split(/\s+/)[1];
+      if (!pid) continue;
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+      } catch {
+        // that process is gone
+      }
+    }
+  } catch {
+    return null;
+  }
+  return ticks / CLK_TCK;
+}
+
 async function measure(cmd, args, { cwd = ROOT, env = process.env, okCodes = [0] } = {}) {
   const rssFile = join(WORK, `.rss-${process.pid}-${randomBytes(4).toString("hex")}`);
   // Peak RSS, then user and system CPU seconds (the process and the children it waited for).
   const argv = haveTime ? [TIME, "-f", "%M %U %S", "-o", rssFile, cmd, ...args] : [cmd, ...args];
+  const serverBefore = serverCpuSeconds();
   const started = performance.now();
   const child = spawn(argv[0], argv.slice(1), { cwd, env, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
@@ -136,6 +171,8 @@ async function measure(cmd, args, { cwd = ROOT, env = process.env, okCodes = [0]
     child.once("close", (c, s) => res(c ?? (s ? 128 : 1)));
   });
   const seconds = (performance.now() - started) / 1000;
+  const serverAfter = serverCpuSeconds();
+  const serverSeconds = serverBefore === null || serverAfter === null ? null : serverAfter - serverBefore;
   if (poll) clearInterval(poll);
   let rssKiB = hwm || null;
   let cpuSeconds = null;
@@ -153,7 +190,7 @@ async function measure(cmd, args, { cwd = ROOT, env = process.env, okCodes = [0]
     const tail = stderr.replace(/^Command exited with non-zero status \d+\n?/m, "").trim().split("\n").slice(-15).join("\n");
     throw new Error(`${[cmd, ...args].join(" ")} (in ${cwd}) exited ${code}:\n${tail}`);
   }
-  return { seconds, rssKiB, cpuSeconds };
+  return { seconds, rssKiB, cpuSeconds, serverSeconds };
 }
 
 /** Runs a setup command, untimed; throws with its output when it fails. */
@@ -346,6 +383,13 @@ function addRow({ group, workload, a, b, peer, kind = "time", target }) {
   const cpu = (runs) => (runs?.length && runs.every((r) => r.cpuSeconds != null) ? median(runs.map((r) => r.cpuSeconds)) : null);
   const cpuA = cpu(a);
   const cpuB = cpu(b);
+  // Swift's CPU during each run; only where the run talked to it.
+  const server = (runs) => {
+    const v = runs?.length && runs.every((r) => r.serverSeconds != null) ? median(runs.map((r) => r.serverSeconds)) : null;
+    return v !== null && v >= 0.2 ? v : null;
+  };
+  const serverA = server(a);
+  const serverB = server(b);
   let ratio = null;
   if (kind === "time" && bm) ratio = am / bm;
   if (kind === "throughput" && bm) ratio = bm / am;
@@ -356,21 +400,23 @@ function addRow({ group, workload, a, b, peer, kind = "time", target }) {
     workload,
     peer,
     kind,
-    pantri: { median: am, runs: a.map((r) => r.seconds), peakRssMB: rssA, cpuSeconds: cpuA },
-    peerRuns: bm === null ? null : { median: bm, runs: b.map((r) => r.seconds), peakRssMB: rssB, cpuSeconds: cpuB },
+    pantri: { median: am, runs: a.map((r) => r.seconds), peakRssMB: rssA, cpuSeconds: cpuA, serverCpuSeconds: serverA },
+    peerRuns: bm === null ? null : { median: bm, runs: b.map((r) => r.seconds), peakRssMB: rssB, cpuSeconds: cpuB, serverCpuSeconds: serverB },
     ratio,
     target: target ?? null,
     pass,
   };
   rows.push(row);
   const t = target === undefined ? "" : ` (target ${kind === "throughput" ? ">=" : "<="} ${target}${kind === "rss" ? " MB" : "x"})`;
-  const cpuText = cpuA === null ? "" : `; client CPU ${cpuA.toFixed(2)} s${cpuB === null ? "" : ` vs ${cpuB.toFixed(2)} s`}`;
+  const cpuText =
+    (cpuA === null ? "" : `; client CPU ${cpuA.toFixed(2)} s${cpuB === null ? "" : ` vs ${cpuB.toFixed(2)} s`}`) +
+    (serverA === null ? "" : `; Swift CPU ${serverA.toFixed(2)} s${serverB === null ? "" : ` vs ${serverB.toFixed(2)} s`}`);
   log(`  => ${workload}: ${am.toFixed(2)} s${bm === null ? "" : ` vs ${bm.toFixed(2)} s`}, ${kind === "rss" ? "RSS" : "ratio"} ${ratio?.toFixed(2) ?? "-"}${t}${cpuText}`);
   return row;
 }
 
 function printTable() {
-  const head = ["workload", "pantri", "peer", "ratio", "target", "", "CPU pantri", "CPU peer", "RSS pantri", "RSS peer"];
+  const head = ["workload", "pantri", "peer", "ratio", "target", "", "CPU pantri", "CPU peer", "Swift CPU pantri / peer", "RSS pantri", "RSS peer"];
   const body = rows.map((r) => [
     r.workload,
     `${r.pantri.median.toFixed(2)} s`,
@@ -380,6 +426,7 @@ function printTable() {
     r.pass === null ? "" : r.pass ? "pass" : "FAIL",
     r.pantri.cpuSeconds == null ? "" : `${r.pantri.cpuSeconds.toFixed(2)} s`,
     r.peerRuns?.cpuSeconds == null ? "" : `${r.peerRuns.cpuSeconds.toFixed(2)} s`,
+    r.pantri.serverCpuSeconds == null ? "" : `${r.pantri.serverCpuSeconds.toFixed(2)}${r.peerRuns?.serverCpuSeconds == null ? "" : ` / ${r.peerRuns.serverCpuSeconds.toFixed(2)}`} s`,
     `${r.pantri.peakRssMB.toFixed(0)} MB`,
     r.peerRuns?.peakRssMB ? `${r.peerRuns.peakRssMB.toFixed(0)} MB` : "",
   ]);
@@ -493,7 +540,16 @@ async function benchSmall() {
     () => measure(...swiftCli("upload", unique("bench-swift-small"), "small"), { cwd: dirname(src) }),
   ]);
   addRow({ group: "small", workload: `store ${count(SMALL_COUNT)} x 4 KiB to Swift`, a, b, peer: "rclone", target: 0.7 });
-  addRow({ group: "small", workload: `store ${count(SMALL_COUNT)} x 4 KiB to Swift`, a, b: c, peer: "swift upload", target: 0.5 });
+  const vsSwift = addRow({ group: "small", workload: `store ${count(SMALL_COUNT)} x 4 KiB to Swift`, a, b: c, peer: "swift upload", target: 0.5 });
+  // The floor the server sets: the wall time its own CPU for pantri's store needs on these cores.
+  const swiftCpu = vsSwift.pantri.serverCpuSeconds;
+  if (swiftCpu !== null && vsSwift.peerRuns) {
+    const floor = swiftCpu / cpus().length;
+    log(
+      `  Swift itself used ${swiftCpu.toFixed(2)} s of CPU for pantri's store: on ${cpus().length} cores at least ${floor.toFixed(2)} s of wall time ` +
+        `before any client work, ${(floor / vsSwift.peerRuns.median).toFixed(2)}x of swift upload's ${vsSwift.peerRuns.median.toFixed(2)} s`,
+    );
+  }
 
   log(`retrieve ${count(SMALL_COUNT)} x 4 KiB files into an empty dest: pantri vs rclone copy`);
   const [d, e] = await alternate(REPEAT, [
