@@ -277,6 +277,13 @@ interface ManifestEntry {
   size_bytes: number;
 }
 
+/** What Swift holds under a key, as a HEAD or a listing tells. */
+interface StoredObject {
+  size: number;
+  /** The ETag, bare: the MD5 of the bytes for all but large objects. */
+  md5?: string;
+}
+
 interface ListingEntry {
   name: string;
   bytes: number;
@@ -780,14 +787,21 @@ const createSwiftStore: StoreFactory = (options, context) => {
     return { commit, discard };
   }
 
-  async function head(key: string, opts: RequestOptions = {}): Promise<ObjectMeta | null> {
-    const res = await client.request({ method: "HEAD", container: o.container, object: key, accept: [404], signal: opts.signal });
+  /** Size and ETag (the MD5 of all but large objects) of an object, null when it does not exist. */
+  async function headStored(key: string, signal?: AbortSignal): Promise<StoredObject | null> {
+    const res = await client.request({ method: "HEAD", container: o.container, object: key, accept: [404], key, signal });
     await res.body.dump();
     if (res.status === 404) return null;
     const size = Number(header(res.headers, "content-length"));
     if (!Number.isSafeInteger(size) || size < 0) throw fail(`HEAD answered without a usable Content-Length`, key);
-    return { key, size };
+    return { size, md5: bareEtag(header(res.headers, "etag")) };
   }
+
+  async function head(key: string, opts: RequestOptions = {}): Promise<ObjectMeta | null> {
+    const stored = await headStored(key, opts.signal);
+    return stored && { key, size: stored.size };
+  }
+
 
   async function get(key: string, opts: GetOptions = {}): Promise<Readable> {
     const start = opts.start ?? 0;
@@ -884,8 +898,8 @@ const createSwiftStore: StoreFactory = (options, context) => {
   }
 
   /** Size and MD5 of every object under `prefix`, by key. */
-  async function listed(prefix: string, signal?: AbortSignal): Promise<Map<string, { size: number; md5?: string }>> {
-    const found = new Map<string, { size: number; md5?: string }>();
+  async function listed(prefix: string, signal?: AbortSignal): Promise<Map<string, StoredObject>> {
+    const found = new Map<string, StoredObject>();
     for await (const e of listEntries(prefix, { signal })) found.set(e.name, { size: e.bytes, md5: bareEtag(e.hash) });
     return found;
   }
@@ -926,7 +940,7 @@ const createSwiftStore: StoreFactory = (options, context) => {
     try {
       // A container empty when the run began holds only what this run stored (each key once, see
       // storeObjectsBulk) and what other hosts stored since, the same bytes: no need to ask.
-      const before = emptyAtStart ? new Map<string, { size: number; md5?: string }>() : await listed(prefix, signal);
+      const before = emptyAtStart ? new Map<string, StoredObject>() : await listed(prefix, signal);
       const send = new Map<string, StoreRequest<T>>();
       for (const r of group) {
         if (before.get(r.key)?.size === r.source.size || send.has(r.key)) done(r, false);
@@ -946,7 +960,7 @@ const createSwiftStore: StoreFactory = (options, context) => {
           const r = send.get(e.path.slice(o.container.length + 1));
           if (r) sent.delete(r);
         }
-        const after = sent.size ? await listed(prefix, signal) : new Map<string, { size: number; md5?: string }>();
+        const after = sent.size ? await listed(prefix, signal) : new Map<string, StoredObject>();
         for (const r of sent) {
           const stored = after.get(r.key);
           if (stored?.size === r.source.size && stored.md5 === md5Of(r.source)) {
@@ -975,7 +989,7 @@ const createSwiftStore: StoreFactory = (options, context) => {
     if (sent) {
       try {
         const md5 = md5Of(r.source);
-        const stored = await withRetry(() => headMd5(r.key, opts.signal), { signal: opts.signal, onRetry: logRetry(`HEAD of ${r.key}`) });
+        const stored = await withRetry(() => headStored(r.key, opts.signal), { signal: opts.signal, onRetry: logRetry(`HEAD of ${r.key}`) });
         if (stored?.size === r.source.size && stored.md5 === md5) {
           opts.onBytes?.(r.source.size);
           return { request: r, uploaded: true };
@@ -992,13 +1006,6 @@ const createSwiftStore: StoreFactory = (options, context) => {
     return storeOne(store, r, opts);
   }
 
-  /** HEAD for size and ETag, null when missing. */
-  async function headMd5(key: string, signal?: AbortSignal): Promise<{ size: number; md5?: string } | null> {
-    const res = await client.request({ method: "HEAD", container: o.container, object: key, accept: [404], key, signal });
-    await res.body.dump();
-    if (res.status === 404) return null;
-    return { size: Number(header(res.headers, "content-length")), md5: bareEtag(header(res.headers, "etag")) };
-  }
 
   /**
    * storeObjects with bulk upload: small objects whose content is in memory go up in archives
@@ -1027,7 +1034,7 @@ const createSwiftStore: StoreFactory = (options, context) => {
       }
       const emptyAtStart = objects === 0;
       const groupOf = (r: StoreRequest<T>): string | null => {
-        if (objects === null || bulkRefused || !r.source.bytes || r.source.size > BULK_MAX_OBJECT_BYTES || md5Of(r.source) === undefined) return null;
+        if (objects === null || bulkRefused || !r.source.bytes || r.source.size > BULK_MAX_OBJECT_BYTES) return null;
         // Each object grouped is counted in: the container grows as the run goes on.
         const digits = groupDigits(objects);
         const prefix = digits === null ? null : groupPrefix(r.key, digits);
